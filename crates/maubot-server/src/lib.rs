@@ -1,1 +1,14 @@
+#![doc = include_str!("../README.md")]
 
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config_file;
+pub mod db;
+pub mod http;
+pub mod logging;
+pub mod server;
+pub mod state;
+
+pub use http::app;
+pub use server::{Running, start};

@@ -1,1 +1,93 @@
-fn main() {}
+use std::io::BufRead as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use maubot_server::cli::{Cli, Command};
+use maubot_server::{config_file, logging, server};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::HashPassword) => hash_password(),
+        None => serve(&cli),
+    }
+}
+
+fn serve(cli: &Cli) -> ExitCode {
+    let file = match config_file::load_or_create(&cli.config) {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(path) = &file.created {
+        announce_new_config(path, &file.loaded.config);
+    }
+    let config = file.loaded.config;
+    logging::init(&config.logging);
+    for key in &file.loaded.unknown_keys {
+        tracing::warn!(target: "maubot.server", key = %key, "unknown config key `{key}` ignored");
+    }
+    for var in &file.loaded.env_overrides {
+        tracing::info!(target: "maubot.server", "config overridden by environment variable {var}");
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let running = server::start(config).await?;
+        running.run_until(server::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(target: "maubot.server", "{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The one time the secret is shown: right after it was generated.
+#[allow(clippy::print_stdout)]
+fn announce_new_config(path: &std::path::Path, config: &maubot_types::config::Config) {
+    println!("Wrote a new config file to {}", path.display());
+    println!(
+        "Admin secret (shown only now): {}",
+        config.server.unshared_secret.expose()
+    );
+    println!(
+        "Log in as root with `POST /_matrix/maubot/v1/auth/login {{\"secret\": \"...\"}}`, or add \
+         admins with passwords (`maubot hash-password`) to the config's `admins` section."
+    );
+}
+
+#[allow(clippy::print_stdout)]
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(err) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("error: cannot read the password: {err}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: the password is empty");
+        return ExitCode::from(2);
+    }
+    match bcrypt::hash(password, bcrypt::DEFAULT_COST) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

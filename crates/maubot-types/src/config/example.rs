@@ -26,7 +26,10 @@ fn write_map(out: &mut String, map: &Value, schema: Option<&Value>, depth: usize
     let Value::Object(entries) = map else { return };
     let indent = "  ".repeat(depth);
     for (key, value) in entries {
-        let field = schema.and_then(|s| property(s, key));
+        let (field, declared) = match schema.and_then(|s| property(s, key)) {
+            Some((field, declared)) => (Some(field), declared),
+            None => (None, false),
+        };
         if depth == 0 {
             out.push('\n');
         }
@@ -55,14 +58,14 @@ fn write_map(out: &mut String, map: &Value, schema: Option<&Value>, depth: usize
     }
 }
 
-/// The schema of property `key`: a declared property, an entry of a map keyed by name
-/// (`homeservers`, `loggers`), or either of those inside `anyOf` (how schemars writes `Option`).
-fn property<'a>(schema: &'a Value, key: &str) -> Option<&'a Value> {
+/// The schema of property `key` and whether it is a declared property (rather than an entry of
+/// a map keyed by name, like `homeservers`), looking inside `anyOf` (how schemars writes `Option`).
+fn property<'a>(schema: &'a Value, key: &str) -> Option<(&'a Value, bool)> {
     if let Some(p) = schema.get("properties").and_then(|p| p.get(key)) {
-        return Some(p);
+        return Some((p, true));
     }
     if let Some(entry) = schema.get("additionalProperties").filter(|e| e.is_object()) {
-        return Some(entry);
+        return Some((entry, false));
     }
     schema
         .get("anyOf")?
@@ -98,7 +101,7 @@ fn is_plain(s: &str) -> bool {
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
         )
         && s.parse::<f64>().is_err()
-        && !s.starts_with(['-', '.'])
+        && !s.starts_with('-')
 }
 
 #[cfg(test)]

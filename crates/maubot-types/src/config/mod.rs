@@ -395,7 +395,7 @@ pub struct ApiFeatures {
     pub client_proxy: bool,
     /// Registering and logging in bot accounts (also enables `client`, as in maubot).
     pub client_auth: bool,
-    /// maubot's "open in editor" debug route; maubot-rs always reports it disabled.
+    /// maubot's "open in editor" debug route for plugin developers; maubot-rs opens no editors.
     pub dev_open: bool,
     /// The live log websocket.
     pub log: bool,

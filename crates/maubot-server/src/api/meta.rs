@@ -1,0 +1,53 @@
+//! `/features`, `/version` and `/health`: what this server offers and whether it is well.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::session::Admin;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/features", get(features))
+        .route("/version", get(version))
+        .route("/health", get(health))
+}
+
+/// `GET /_matrix/maubot/v1/features`
+///
+/// All of `api_features` for an admin; only whether password login exists for anyone else.
+async fn features(State(state): State<AppState>, admin: Option<Admin>) -> Json<Value> {
+    let features = state.config.api_features;
+    match admin {
+        Some(_) => Json(json!(features)),
+        None => Json(json!({ "login": features.login })),
+    }
+}
+
+/// `GET /_matrix/maubot/v1/version`
+///
+/// The maubot version whose API this server speaks, and this implementation's own version.
+async fn version(_: Admin) -> Json<Value> {
+    Json(json!({
+        "version": maubot_types::MAUBOT_COMPAT_VERSION,
+        "implementation": { "name": "maubot-rs", "version": env!("CARGO_PKG_VERSION") },
+    }))
+}
+
+/// `GET /_matrix/maubot/v1/health` (maubot-rs addition, no authentication)
+///
+/// 200 when the database answers, 503 otherwise; for load balancers and container health checks.
+async fn health(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    match state.db.ping().await {
+        Ok(()) => Ok(Json(
+            json!({ "status": "ok", "database": state.db.engine() }),
+        )),
+        Err(err) => {
+            tracing::error!(target: "maubot.server", error = %err, "health check: database unavailable");
+            Err(ApiError::DatabaseUnavailable)
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The management API under `/_matrix/maubot/v1`: one module per area, each with its own
+//! `router()`, merged here according to `api_features`.
+
+mod auth;
+pub mod error;
+pub mod json;
+mod meta;
+pub mod session;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+
+use self::error::ApiError;
+use crate::state::AppState;
+
+/// Where the management API lives.
+pub const PREFIX: &str = "/_matrix/maubot/v1";
+
+/// The API's routes, with maubot's answers for unknown paths and methods and the token check in
+/// front of everything.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let features = state.config.api_features;
+    Router::new()
+        .merge(meta::router())
+        .merge(auth::router(features))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(state.clone(), session::require_token))
+}

@@ -1,0 +1,27 @@
+//! The `maubot` command line, kept apart from what the commands do.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// maubot-rs: a plugin-based Matrix bot manager, compatible with maubot 0.6.
+#[derive(Debug, Parser)]
+#[command(name = "maubot", version)]
+pub struct Cli {
+    /// Config file to use. Created with defaults (and a fresh secret) if it does not exist.
+    #[arg(short, long, default_value = "config.yaml", value_name = "PATH")]
+    pub config: PathBuf,
+
+    /// Accepted for compatibility with maubot's command line; maubot-rs never writes the config.
+    #[arg(short = 'n', long, hide = true)]
+    pub no_update: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a password from standard input and print its bcrypt hash, for the `admins` section.
+    HashPassword,
+}

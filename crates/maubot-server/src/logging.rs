@@ -1,0 +1,147 @@
+//! Logging: `tracing` with maubot's logger names as targets, levels from the config's `logging`
+//! section, and maubot's line format `[time] [LEVEL@logger] message`.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use maubot_types::config::{LogLevel, LoggingConfig};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Installs the global subscriber. `RUST_LOG`, when set, replaces the config's levels.
+pub fn init(logging: &LoggingConfig) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::builder().parse_lossy(directives),
+        _ => EnvFilter::builder().parse_lossy(directives(logging)),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(use_colour())
+        .event_format(MaubotFormat)
+        .try_init();
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set.
+fn use_colour() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `tracing` filter directives equivalent to the dictConfig levels: logger names are prefixes,
+/// as Python's dotted logger hierarchy is.
+pub fn directives(logging: &LoggingConfig) -> String {
+    let root = logging.root.level.unwrap_or(LogLevel::Warning);
+    let mut directives = vec![level_directive(root).to_owned()];
+    for (name, logger) in &logging.loggers {
+        if let Some(level) = logger.level {
+            directives.push(format!("{name}={}", level_directive(level)));
+        }
+    }
+    directives.join(",")
+}
+
+fn level_directive(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::NotSet => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warning => "warn",
+        LogLevel::Error | LogLevel::Critical => "error",
+    }
+}
+
+/// maubot's console format: `[2026-01-01 12:00:00,123] [INFO@maubot.server] message`, in UTC.
+struct MaubotFormat;
+
+impl<S, N> FormatEvent<S, N> for MaubotFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let level = match *meta.level() {
+            Level::TRACE => "TRACE",
+            Level::DEBUG => "DEBUG",
+            Level::INFO => "INFO",
+            Level::WARN => "WARNING",
+            Level::ERROR => "ERROR",
+        };
+        write!(
+            writer,
+            "[{}] [{level}@{}] ",
+            timestamp(SystemTime::now()),
+            meta.target()
+        )?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS,mmm` in UTC.
+fn timestamp(now: SystemTime) -> String {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02},{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn formats_time_like_python_logging() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_947_771_123);
+        assert_eq!(timestamp(t), "2026-11-29 10:22:51,123");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01 00:00:00,000");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00:00,000"
+        );
+    }
+
+    #[test]
+    fn maps_dictconfig_levels_to_directives() {
+        let config = maubot_types::config::parse(
+            "logging:\n  root: {level: WARNING}\n  loggers:\n    maubot: {level: DEBUG}\n    maubot.client: {level: 30}\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            directives(&config.config.logging),
+            "warn,maubot=debug,maubot.client=warn"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Starting and stopping the server: database, authentication, HTTP listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use maubot_types::config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::Authenticator;
+use crate::db::Database;
+use crate::http::app;
+use crate::state::AppState;
+
+const LOG: &str = "maubot.server";
+
+/// A started server. Dropping it does not stop it; call [`Running::shutdown`].
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    state: AppState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// The address the HTTP server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The application state, for tests that look behind the API.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting requests, lets running ones finish, closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")?;
+        self.state.db.close().await;
+        tracing::info!(target: LOG, "Everything stopped, shutting down");
+        Ok(())
+    }
+
+    /// Serves until `signal` completes, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        tracing::info!(target: LOG, "Interrupt received, stopping...");
+        self.shutdown().await
+    }
+}
+
+/// Opens the database, prepares authentication and starts listening, like maubot: the HTTP
+/// server starts last, once everything behind it is ready.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let auth_config = Arc::clone(&config);
+    let auth = tokio::task::spawn_blocking(move || Authenticator::from_config(&auth_config))
+        .await
+        .context("preparing authentication")?;
+
+    tracing::debug!(target: "mau.db", database = %config.database, "Connecting to the database");
+    let db = Database::open(&config.database, &config.database_opts).await?;
+
+    let state = AppState {
+        config: Arc::clone(&config),
+        db,
+        auth: Arc::new(auth),
+    };
+    let bind = (config.server.hostname.as_str(), config.server.port);
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", bind.0, bind.1))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(target: LOG, "Listening on http://{addr}");
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

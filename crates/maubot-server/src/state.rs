@@ -1,0 +1,16 @@
+//! The application state every handler sees.
+
+use std::sync::Arc;
+
+use maubot_types::config::Config;
+
+use crate::auth::Authenticator;
+use crate::db::Database;
+
+/// The server's shared state: configuration, database and the managers that later issues add.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Database,
+    pub auth: Arc<Authenticator>,
+}
