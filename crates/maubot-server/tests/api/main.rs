@@ -1,1 +1,10 @@
+//! Integration tests of the maubot-rs server over real HTTP, on SQLite and PostgreSQL, with a
+//! real Synapse where Matrix is involved. One test binary for the crate.
 
+mod support;
+
+mod auth;
+mod binary;
+mod database;
+mod errors;
+mod synapse;

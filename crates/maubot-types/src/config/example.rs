@@ -34,7 +34,9 @@ fn write_map(out: &mut String, map: &Value, schema: Option<&Value>, depth: usize
             out.push('\n');
         }
         // Entries of maps keyed by name (`matrix.org:`) would only repeat their type's doc.
-        let doc = field.filter(|_| declared).and_then(|f| f.get("description"));
+        let doc = field
+            .filter(|_| declared)
+            .and_then(|f| f.get("description"));
         if let Some(doc) = doc.and_then(Value::as_str) {
             for line in doc.lines() {
                 out.push_str(&format!("{indent}# {line}\n").replace(" \n", "\n"));

@@ -1,0 +1,194 @@
+//! The `maubot` binary: first start without a config, restarts, bad configs.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// Starts the binary in `dir` on a free port (by environment override) and returns it with the
+/// address it reports.
+fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maubot"))
+        .current_dir(dir)
+        .env("MAUBOT_SERVER__PORT", "0")
+        .env_remove("RUST_LOG")
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn maubot");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stderr);
+    let addr = loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("read stderr") == 0 {
+            panic!("maubot exited before listening:\n{}", lines.join(""));
+        }
+        lines.push(line.clone());
+        if let Some(addr) = line.trim_end().split("Listening on http://").nth(1) {
+            break addr.to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, addr, lines)
+}
+
+fn terminate(mut child: Child) -> String {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait");
+    assert!(
+        status.success(),
+        "maubot exited with {status} after SIGTERM"
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
+        .expect("stdout");
+    stdout
+}
+
+#[tokio::test]
+async fn first_start_writes_a_config_and_later_starts_leave_it_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (child, addr, _) = spawn(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let features = http
+        .get(format!("http://{addr}/_matrix/maubot/v1/features"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(features.status(), StatusCode::OK);
+    assert_eq!(
+        features.json::<serde_json::Value>().await.expect("json"),
+        json!({ "login": true })
+    );
+    let stdout = terminate(child);
+
+    // The secret is printed once, and it is the one in the new config.
+    let config_path = dir.path().join("config.yaml");
+    let config = std::fs::read_to_string(&config_path).expect("config written");
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Admin secret (shown only now): "))
+        .unwrap_or_else(|| panic!("no secret in stdout:\n{stdout}"));
+    assert_eq!(secret.len(), 64);
+    assert!(
+        config.contains(&format!("unshared_secret: {secret}")),
+        "{config}"
+    );
+    assert!(
+        stdout.contains(&config_path.display().to_string()),
+        "{stdout}"
+    );
+    assert!(config.contains("database: \"sqlite:maubot.db\""));
+    assert!(dir.path().join("maubot.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&config_path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the config holds the secret; others must not read it"
+        );
+    }
+
+    // Second start: the secret works, nothing is printed, the file is untouched even though the
+    // environment overrides a key.
+    let (child, addr, _) = spawn(dir.path(), &[("MAUBOT_ADMINS__DAVE", "plaintext-pw")]);
+    let login = http
+        .post(format!("http://{addr}/_matrix/maubot/v1/auth/login"))
+        .body(json!({ "secret": secret }).to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(login.status(), StatusCode::OK);
+    let login = http
+        .post(format!("http://{addr}/_matrix/maubot/v1/auth/login"))
+        .body(json!({ "username": "dave", "password": "plaintext-pw" }).to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(login.status(), StatusCode::OK, "admin from the environment");
+    let stdout = terminate(child);
+    assert!(!stdout.contains(secret), "the secret was printed again");
+    assert_eq!(
+        std::fs::read_to_string(&config_path).expect("config"),
+        config,
+        "the config was rewritten"
+    );
+}
+
+#[test]
+fn a_bad_config_is_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        ("server:\n  port: seventy\n", "`server.port`"),
+        ("database: mysql://localhost/maubot\n", "`database`"),
+        ("admins: [alice]\n", "`admins`"),
+        ("server: {port: 1\n", "not valid YAML"),
+    ];
+    for (yaml, expected) in cases {
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        let output = Command::new(env!("CARGO_BIN_EXE_maubot"))
+            .arg("-c")
+            .arg(&path)
+            .current_dir(dir.path())
+            .output()
+            .expect("run maubot");
+        assert_eq!(output.status.code(), Some(2), "{yaml}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(expected), "{yaml} → {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("config"),
+            yaml,
+            "the bad config was rewritten"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_warn_and_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "server:\n  hostname: 127.0.0.1\n  colour: blue\n",
+    )
+    .expect("write");
+    let (child, _, lines) = spawn(dir.path(), &[]);
+    terminate(child);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARNING@maubot.server") && l.contains("server.colour")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn hash_password_prints_a_usable_hash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maubot"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"s3cret\n").expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(bcrypt::verify("s3cret", hash.trim()).expect("a bcrypt hash"));
+}

@@ -1,0 +1,34 @@
+//! The test homeserver itself: a real Synapse, registration by shared secret.
+
+use maubot_test_support::Synapse;
+use serde_json::Value;
+
+#[tokio::test]
+async fn synapse_registers_users_by_shared_secret() {
+    let synapse = tokio::task::spawn_blocking(Synapse::shared)
+        .await
+        .expect("synapse");
+    let user = synapse
+        .register("smoke", "smoke-password", false)
+        .await
+        .expect("register");
+    assert_eq!(user.user_id, "@smoke:localhost");
+
+    let whoami: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/_matrix/client/v3/account/whoami",
+            synapse.base_url()
+        ))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .expect("whoami")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(whoami["user_id"], "@smoke:localhost");
+    assert_eq!(whoami["device_id"], user.device_id.as_str());
+
+    // The same name cannot be registered twice.
+    assert!(synapse.register("smoke", "other", false).await.is_err());
+}
