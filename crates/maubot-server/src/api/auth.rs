@@ -41,16 +41,16 @@ async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    if let Some(secret) = body.secret.as_deref().filter(|s| !s.is_empty()) {
-        if let Some(token) = state.auth.login_with_secret(secret, body.user.as_deref()) {
-            return Ok(Json(TokenResponse { token }));
-        }
+    if let Some(secret) = body.secret.as_deref().filter(|s| !s.is_empty())
+        && let Some(token) = state.auth.login_with_secret(secret, body.user.as_deref())
+    {
+        return Ok(Json(TokenResponse { token }));
     }
-    if let (Some(username), Some(password)) = (&body.username, &body.password) {
-        if let Some(token) = state.auth.login_with_password(username, password).await {
-            tracing::info!(target: "maubot.server", admin = %username, "admin logged in with a password");
-            return Ok(Json(TokenResponse { token }));
-        }
+    if let (Some(username), Some(password)) = (&body.username, &body.password)
+        && let Some(token) = state.auth.login_with_password(username, password).await
+    {
+        tracing::info!(target: "maubot.server", admin = %username, "admin logged in with a password");
+        return Ok(Json(TokenResponse { token }));
     }
     Err(ApiError::InvalidAuth)
 }

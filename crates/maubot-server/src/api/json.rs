@@ -42,7 +42,10 @@ pub async fn read_body(req: Request, limit: u64) -> Result<Bytes, ApiError> {
         return Err(ApiError::BodyTooLarge { limit });
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(req.into_body(), limit_usize).collect().await {
+    // The one place a body is collected: `Limited` bounds it.
+    #[allow(clippy::disallowed_methods)]
+    let collected = Limited::new(req.into_body(), limit_usize).collect().await;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ApiError::BodyTooLarge { limit })

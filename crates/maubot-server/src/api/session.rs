@@ -26,13 +26,11 @@ fn token_of(parts: &Parts) -> Option<String> {
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if let Some(token) = header
+    let bearer = header
         .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim_end)
-    {
-        if !token.is_empty() {
-            return Some(token.to_owned());
-        }
+        .map(str::trim_end);
+    if let Some(token) = bearer.filter(|t| !t.is_empty()) {
+        return Some(token.to_owned());
     }
     let query = parts.uri.query()?;
     serde_urlencoded::from_str::<Vec<(String, String)>>(query)
