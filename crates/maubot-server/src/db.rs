@@ -4,10 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use maubot_types::config::{DatabaseOpts, DatabaseUrl};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::pool::PoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 /// Errors of the database boundary.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +28,9 @@ pub enum DbError {
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+/// One set of migrations while the schema is plain SQL both engines read alike; split per engine
+/// when the dialects first differ.
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A pool on the main database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -52,6 +52,13 @@ macro_rules! with_pool {
     };
 }
 
+fn pool_options<DB: sqlx::Database>(opts: &DatabaseOpts) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .min_connections(opts.min_size)
+        .max_connections(opts.max_size.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+}
+
 impl Database {
     /// Opens the database and brings its schema up to date.
     pub async fn open(url: &DatabaseUrl, opts: &DatabaseOpts) -> Result<Self> {
@@ -69,10 +76,7 @@ impl Database {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .min_connections(opts.min_size)
-                    .max_connections(opts.max_size.max(1))
-                    .acquire_timeout(Duration::from_secs(10))
+                let pool = pool_options::<sqlx::Sqlite>(opts)
                     .connect_with(options)
                     .await
                     .map_err(connect_error)?;
@@ -80,10 +84,7 @@ impl Database {
             }
             DatabaseUrl::Postgres(text) => {
                 let options = PgConnectOptions::from_str(text).map_err(connect_error)?;
-                let pool = PgPoolOptions::new()
-                    .min_connections(opts.min_size)
-                    .max_connections(opts.max_size.max(1))
-                    .acquire_timeout(Duration::from_secs(10))
+                let pool = pool_options::<sqlx::Postgres>(opts)
                     .connect_with(options)
                     .await
                     .map_err(connect_error)?;
@@ -96,8 +97,8 @@ impl Database {
 
     async fn migrate(&self) -> Result<()> {
         match self {
-            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Self::Sqlite(pool) => MIGRATIONS.run(pool).await?,
+            Self::Postgres(pool) => MIGRATIONS.run(pool).await?,
         }
         Ok(())
     }

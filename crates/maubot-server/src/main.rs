@@ -41,8 +41,9 @@ fn serve(cli: &Cli) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let signal = server::shutdown_signal()?;
         let running = server::start(config).await?;
-        running.run_until(server::shutdown_signal()).await
+        running.run_until(signal).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

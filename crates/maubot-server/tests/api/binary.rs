@@ -3,13 +3,17 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::json;
 
+/// Everything the server wrote to standard error, collected as it runs.
+type Log = Arc<Mutex<Vec<String>>>;
+
 /// Starts the binary in `dir` on a free port (by environment override) and returns it with the
-/// address it reports.
-fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+/// address it reports and its standard error.
+fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_maubot"))
         .current_dir(dir)
         .env("MAUBOT_SERVER__PORT", "0")
@@ -21,6 +25,7 @@ fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>)
         .spawn()
         .expect("spawn maubot");
     let stderr = child.stderr.take().expect("stderr");
+    let log = Log::default();
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stderr);
     let addr = loop {
@@ -33,9 +38,15 @@ fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>)
             break addr.to_owned();
         }
     };
+    log.lock().expect("log").extend(lines);
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in reader.lines() {});
-    (child, addr, lines)
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            sink.lock().expect("log").push(line);
+        }
+    });
+    (child, addr, log)
 }
 
 fn terminate(mut child: Child) -> String {
@@ -105,7 +116,13 @@ async fn first_start_writes_a_config_and_later_starts_leave_it_alone() {
 
     // Second start: the secret works, nothing is printed, the file is untouched even though the
     // environment overrides a key.
-    let (child, addr, _) = spawn(dir.path(), &[("MAUBOT_ADMINS__DAVE", "plaintext-pw")]);
+    let (child, addr, log) = spawn(
+        dir.path(),
+        &[
+            ("MAUBOT_ADMINS__DAVE", "plaintext-pw"),
+            ("RUST_LOG", "debug"),
+        ],
+    );
     let login = http
         .post(format!("http://{addr}/_matrix/maubot/v1/auth/login"))
         .body(json!({ "secret": secret }).to_string())
@@ -120,7 +137,36 @@ async fn first_start_writes_a_config_and_later_starts_leave_it_alone() {
         .await
         .expect("request");
     assert_eq!(login.status(), StatusCode::OK, "admin from the environment");
+    let token = login.json::<serde_json::Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let version = http
+        .get(format!(
+            "http://{addr}/_matrix/maubot/v1/version?access_token={token}"
+        ))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(version.status(), StatusCode::OK);
     let stdout = terminate(child);
+
+    // One access log line per request, and no secret in the log, even at debug level.
+    let log = log.lock().expect("log").join("\n");
+    assert!(
+        log.contains(
+            "[INFO@maubot.server.access] 127.0.0.1 \"POST /_matrix/maubot/v1/auth/login 200"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("\"GET /_matrix/maubot/v1/version 200"),
+        "{log}"
+    );
+    for secret in [secret, "plaintext-pw", token.as_str()] {
+        assert!(!log.contains(secret), "`{secret}` was logged:\n{log}");
+    }
+    assert!(log.contains("admins.dave is a plaintext password"), "{log}");
     assert!(!stdout.contains(secret), "the secret was printed again");
     assert_eq!(
         std::fs::read_to_string(&config_path).expect("config"),
@@ -168,8 +214,9 @@ fn unknown_keys_warn_and_start() {
         "server:\n  hostname: 127.0.0.1\n  colour: blue\n",
     )
     .expect("write");
-    let (child, _, lines) = spawn(dir.path(), &[]);
+    let (child, _, log) = spawn(dir.path(), &[]);
     terminate(child);
+    let lines = log.lock().expect("log");
     assert!(
         lines
             .iter()
