@@ -4,25 +4,26 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use maubot_types::config::{DatabaseOpts, DatabaseUrl};
+use sqlx::Connection as _;
 use sqlx::pool::PoolOptions;
-use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 /// Errors of the database boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The database could not be opened or reached.
-    #[error("cannot open the {engine} database {url}: {source}")]
+    #[error("cannot open the {engine} database {url}")]
     Connect {
         engine: &'static str,
         url: DatabaseUrl,
         source: sqlx::Error,
     },
     /// The schema could not be brought up to date.
-    #[error("cannot update the database schema: {0}")]
+    #[error("cannot update the database schema")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A query failed.
-    #[error("database query failed: {0}")]
+    #[error("database query failed")]
     Query(#[from] sqlx::Error),
 }
 
@@ -84,6 +85,14 @@ impl Database {
             }
             DatabaseUrl::Postgres(text) => {
                 let options = PgConnectOptions::from_str(text).map_err(connect_error)?;
+                // One direct connection first: the pool would retry until its timeout and then
+                // report only "timed out", hiding the real cause (refused, bad password, ...).
+                PgConnection::connect_with(&options)
+                    .await
+                    .map_err(connect_error)?
+                    .close()
+                    .await
+                    .map_err(connect_error)?;
                 let pool = pool_options::<sqlx::Postgres>(opts)
                     .connect_with(options)
                     .await

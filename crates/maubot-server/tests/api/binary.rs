@@ -239,3 +239,32 @@ fn hash_password_prints_a_usable_hash() {
     let hash = String::from_utf8(output.stdout).expect("utf-8");
     assert!(bcrypt::verify("s3cret", hash.trim()).expect("a bcrypt hash"));
 }
+
+#[test]
+fn an_unreachable_database_is_one_line_without_the_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_maubot"))
+        .current_dir(dir.path())
+        .env("MAUBOT_SERVER__PORT", "0")
+        .env(
+            "MAUBOT_DATABASE",
+            "postgres://maubot:hunter2@127.0.0.1:1/maubot",
+        )
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run maubot");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        error.contains(
+            "cannot open the postgres database postgres://maubot:[redacted]@127.0.0.1:1/maubot"
+        ),
+        "{error}"
+    );
+    assert!(error.contains("refused"), "the cause is named: {error}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

@@ -102,11 +102,6 @@ impl Config {
         config.server.unshared_secret = Secret::random(64);
         config
     }
-
-    /// Whether `user` may hold a management API token (maubot: root or any key of `admins`).
-    pub fn is_admin(&self, user: &str) -> bool {
-        user == "root" || self.admins.contains_key(user)
-    }
 }
 
 /// `crypto_database`: `default` or a database URL. maubot's legacy map form
