@@ -133,18 +133,12 @@ async fn tokens_are_checked(server: &TestServer) {
     assert_eq!(server.get("/version", Some(&old)).await.0, StatusCode::OK);
 
     // Only `Bearer ` exactly; anything else counts as no token, as in maubot.
-    let response = server
+    let request = server
         .http
         .get(server.api("/version"))
-        .header("Authorization", format!("Token {real}"))
-        .send()
-        .await
-        .expect("request");
-    assert_error(
-        &crate::support::decode(response).await,
-        StatusCode::UNAUTHORIZED,
-        "auth_token_missing",
-    );
+        .header("Authorization", format!("Token {real}"));
+    let answer = server.send(request, None).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "auth_token_missing");
 }
 
 async fn features_show_more_to_admins(server: &TestServer) {

@@ -11,38 +11,63 @@ use serde_json::json;
 /// Everything the server wrote to standard error, collected as it runs.
 type Log = Arc<Mutex<Vec<String>>>;
 
-/// Starts the binary in `dir` on a free port (by environment override) and returns it with the
+/// The `maubot` binary, run in `dir`, with the caller's `RUST_LOG` left out so that log
+/// assertions see the config's levels.
+fn maubot(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_maubot"));
+    command.current_dir(dir).env_remove("RUST_LOG");
+    command
+}
+
+/// Runs a command that must exit by itself, like a server refusing its config. Kills it and fails
+/// the test if it is still running after 30 s, instead of hanging the suite.
+fn output_of_exiting(command: &mut Command) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn maubot");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("maubot kept running; it should have refused to start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Starts the server in `dir` on a free port (by environment override) and returns it with the
 /// address it reports and its standard error.
 fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Log) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maubot"))
-        .current_dir(dir)
+    let mut child = maubot(dir)
         .env("MAUBOT_SERVER__PORT", "0")
-        .env_remove("RUST_LOG")
         .envs(extra_env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn maubot");
-    let stderr = child.stderr.take().expect("stderr");
     let log = Log::default();
-    let mut lines = Vec::new();
-    let mut reader = BufReader::new(stderr);
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let addr = loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).expect("read stderr") == 0 {
-            panic!("maubot exited before listening:\n{}", lines.join(""));
-        }
-        lines.push(line.clone());
-        if let Some(addr) = line.trim_end().split("Listening on http://").nth(1) {
-            break addr.to_owned();
+        let Some(Ok(line)) = lines.next() else {
+            panic!(
+                "maubot exited before listening:\n{}",
+                log.lock().expect("log").join("\n")
+            );
+        };
+        let addr = line.split("Listening on http://").nth(1).map(str::to_owned);
+        log.lock().expect("log").push(line);
+        if let Some(addr) = addr {
+            break addr;
         }
     };
-    log.lock().expect("log").extend(lines);
     // Keep draining stderr so the server never blocks on a full pipe.
     let sink = Arc::clone(&log);
     std::thread::spawn(move || {
-        for line in reader.lines().map_while(Result::ok) {
+        for line in lines.map_while(Result::ok) {
             sink.lock().expect("log").push(line);
         }
     });
@@ -187,12 +212,7 @@ fn a_bad_config_is_one_line_naming_the_key() {
     for (yaml, expected) in cases {
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).expect("write");
-        let output = Command::new(env!("CARGO_BIN_EXE_maubot"))
-            .arg("-c")
-            .arg(&path)
-            .current_dir(dir.path())
-            .output()
-            .expect("run maubot");
+        let output = output_of_exiting(maubot(dir.path()).arg("-c").arg(&path));
         assert_eq!(output.status.code(), Some(2), "{yaml}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -227,7 +247,7 @@ fn unknown_keys_warn_and_start() {
 
 #[test]
 fn hash_password_prints_a_usable_hash() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maubot"))
+    let mut child = maubot(&std::env::temp_dir())
         .arg("hash-password")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -243,16 +263,10 @@ fn hash_password_prints_a_usable_hash() {
 #[test]
 fn an_unreachable_database_is_one_line_without_the_password() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_maubot"))
-        .current_dir(dir.path())
-        .env("MAUBOT_SERVER__PORT", "0")
-        .env(
-            "MAUBOT_DATABASE",
-            "postgres://maubot:hunter2@127.0.0.1:1/maubot",
-        )
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run maubot");
+    let output = output_of_exiting(maubot(dir.path()).env("MAUBOT_SERVER__PORT", "0").env(
+        "MAUBOT_DATABASE",
+        "postgres://maubot:hunter2@127.0.0.1:1/maubot",
+    ));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let error = stderr

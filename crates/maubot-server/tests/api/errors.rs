@@ -59,14 +59,11 @@ async fn wrong_method_is_405(server: &TestServer) {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
     );
-    let response = server
-        .http
-        .delete(server.api("/features"))
-        .send()
-        .await
-        .expect("request");
+    let answer = server
+        .send(server.http.delete(server.api("/features")), None)
+        .await;
     assert_error(
-        &crate::support::decode(response).await,
+        &answer,
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
     );

@@ -107,11 +107,7 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.http.get(self.api(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        decode(request.send().await.expect("request")).await
+        self.send(self.http.get(self.api(path)), token).await
     }
 
     pub async fn post_json(
@@ -129,7 +125,16 @@ impl TestServer {
         token: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.post(self.api(path)).body(body);
+        self.send(self.http.post(self.api(path)).body(body), token)
+            .await
+    }
+
+    /// Sends any request, with `token` as a bearer token if given, and decodes the answer.
+    pub async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
