@@ -3,8 +3,10 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config_file;
 pub mod db;
+pub mod homeserver_auth;
 pub mod http;
 pub mod logging;
 pub mod server;

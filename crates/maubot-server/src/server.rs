@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use maubot_types::config::Config;
+use maubot_types::config::{Config, CryptoDatabase, DatabaseUrl};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
+use crate::client::{ClientManager, StoreLocation};
 use crate::db::Database;
 use crate::http::app;
 use crate::state::AppState;
@@ -36,13 +37,15 @@ impl Running {
         &self.state
     }
 
-    /// Stops accepting requests, lets running ones finish, closes the database.
+    /// Stops accepting requests, lets running ones finish, stops the clients, closes the
+    /// database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task
             .await
             .context("the HTTP server task failed")?
             .context("the HTTP server failed")?;
+        self.state.clients.stop_all().await;
         self.state.db.close().await;
         tracing::info!(target: LOG, "Everything stopped, shutting down");
         Ok(())
@@ -68,10 +71,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::debug!(target: "mau.db", database = %config.database, "Connecting to the database");
     let db = Database::open(&config.database, &config.database_opts).await?;
 
+    let clients = ClientManager::load(db.clone(), crypto_stores(&config)).await?;
+    clients.start_all().await;
+
     let state = AppState {
         config: Arc::clone(&config),
         db,
         auth: Arc::new(auth),
+        clients,
     };
     let bind = (config.server.hostname.as_str(), config.server.port);
     let listener = TcpListener::bind(bind)
@@ -95,6 +102,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop,
         task,
     })
+}
+
+/// Where bots keep their end-to-end encryption keys: `crypto-stores/` beside the main SQLite
+/// database, or in the working directory with PostgreSQL.
+fn crypto_stores(config: &Config) -> StoreLocation {
+    if !matches!(config.crypto_database, CryptoDatabase::Default) {
+        tracing::warn!(
+            target: LOG,
+            "crypto_database other than `default` is not supported yet; using crypto-stores/ files"
+        );
+    }
+    let base = match &config.database {
+        DatabaseUrl::Sqlite(path) => std::path::Path::new(path)
+            .parent()
+            .map(ToOwned::to_owned)
+            .unwrap_or_default(),
+        DatabaseUrl::Postgres(_) => std::path::PathBuf::new(),
+    };
+    StoreLocation {
+        dir: base.join("crypto-stores"),
+        pickle_key: config.crypto_db_pickle_key.clone(),
+    }
 }
 
 /// Listens for SIGINT and SIGTERM from now on (before the listener opens, so that an early

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use maubot_types::config::Config;
 
 use crate::auth::Authenticator;
+use crate::client::ClientManager;
 use crate::db::Database;
 
 /// The server's shared state: configuration, database and the managers that later issues add.
@@ -13,4 +14,5 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Database,
     pub auth: Arc<Authenticator>,
+    pub clients: Arc<ClientManager>,
 }

@@ -8,9 +8,7 @@ use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha1::Sha1;
 
 /// The Synapse release the tests run against.
 pub const SYNAPSE_VERSION: &str = "1.163.2";
@@ -137,7 +135,14 @@ impl Synapse {
             .error_for_status()?
             .json()
             .await?;
-        let mac = registration_mac(REGISTRATION_SECRET, &nonce, username, password, admin, None);
+        let mac = maubot_types::registration::registration_mac(
+            REGISTRATION_SECRET,
+            &nonce,
+            username,
+            password,
+            admin,
+            None,
+        );
         let response = http
             .post(&url)
             .json(&serde_json::json!({
@@ -166,31 +171,6 @@ impl Drop for Synapse {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// The `mac` of Synapse's shared-secret registration: hex HMAC-SHA1 over
-/// `nonce\0username\0password\0admin|notadmin[\0user_type]`.
-pub fn registration_mac(
-    secret: &str,
-    nonce: &str,
-    username: &str,
-    password: &str,
-    admin: bool,
-    user_type: Option<&str>,
-) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    let admin = if admin { "admin" } else { "notadmin" };
-    for (i, part) in [nonce, username, password, admin]
-        .into_iter()
-        .chain(user_type)
-        .enumerate()
-    {
-        if i > 0 {
-            mac.update(b"\0");
-        }
-        mac.update(part.as_bytes());
-    }
-    hex::encode(mac.finalize().into_bytes())
 }
 
 /// A child process owned by a thread of its own. The child gets `PR_SET_PDEATHSIG`, which fires
@@ -419,18 +399,4 @@ disable_existing_loggers: false
     );
     std::fs::write(dir.join("log.config"), log_config)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Expected values computed with Python's `hmac` over the documented message layout.
-    #[test]
-    fn registration_mac_follows_synapses_layout() {
-        let mac = registration_mac("secret", "nonce", "user", "pass", false, None);
-        assert_eq!(mac, "a62633a505e2bc2e61569cf3c6847ee41ef09bae");
-        let mac = registration_mac("secret", "nonce", "user", "pass", false, Some("bot"));
-        assert_eq!(mac, "5df88cea62f19b2d0bc1750e02717dc6047f5dc1");
-    }
 }

@@ -35,6 +35,65 @@ pub enum ApiError {
     /// The route exists, but not for this method.
     #[error("Method not allowed")]
     MethodNotAllowed,
+    /// No client with that ID.
+    #[error("Client not found")]
+    ClientNotFound,
+    /// `POST /client/new` for a user that already has a client.
+    #[error("There is already a client with the user ID of that token")]
+    UserExists,
+    /// A client with instances cannot be deleted.
+    #[error("Plugin instances with this client as their primary user still exist")]
+    ClientInUse,
+    /// The homeserver says the access token is not valid.
+    #[error("Invalid access token")]
+    BadClientAccessToken,
+    /// The homeserver refused the access details for another reason.
+    #[error("Invalid homeserver or access token")]
+    BadClientAccessDetails,
+    /// The homeserver could not be reached.
+    #[error("Could not connect to homeserver")]
+    BadClientConnectionDetails,
+    /// The token belongs to another user than the client ID says.
+    #[error(
+        "The Matrix user ID of the client and the user ID of the access token don't match. Access token is for user {0}"
+    )]
+    MxidMismatch(String),
+    /// The token belongs to another device than `device_id` says. (maubot's errcode for this is
+    /// `mxid_mismatch` too.)
+    #[error(
+        "The Matrix device ID of the client and the device ID of the access token don't match. Access token is for device {0}"
+    )]
+    DeviceIdMismatch(String),
+    /// `homeservers` has no entry of that name.
+    #[error("Registration target server not found")]
+    ServerNotFound,
+    /// The `homeservers` entry has no registration secret.
+    #[error("Config does not have a registration secret for that server")]
+    RegistrationSecretNotFound,
+    /// Register or login without username or password.
+    #[error("Username or password missing")]
+    UsernameOrPasswordMissing,
+    /// `?sso=true` on register.
+    #[error("The register operation is only for registering with a password")]
+    RegistrationNoSso,
+    /// The homeserver cannot do what was asked: not Synapse, or no password login. (maubot
+    /// answers these with a bare 500.)
+    #[error("{message}")]
+    HomeserverUnsupported {
+        errcode: &'static str,
+        message: &'static str,
+    },
+    /// The homeserver refused registration or login; its errcode and message are passed on.
+    #[error("{error}")]
+    Homeserver {
+        status: StatusCode,
+        errcode: String,
+        error: String,
+        http_status: Option<u16>,
+    },
+    /// Something maubot offers that maubot-rs does not (yet).
+    #[error("Not implemented: {0}")]
+    NotImplemented(&'static str),
     /// The database does not answer.
     #[error("The database is unavailable")]
     DatabaseUnavailable,
@@ -61,6 +120,29 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "resource_not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::ClientNotFound => (StatusCode::NOT_FOUND, "client_not_found"),
+            Self::UserExists => (StatusCode::CONFLICT, "user_exists"),
+            Self::ClientInUse => (StatusCode::PRECONDITION_FAILED, "client_in_use"),
+            Self::BadClientAccessToken => (StatusCode::BAD_REQUEST, "bad_client_access_token"),
+            Self::BadClientAccessDetails => (StatusCode::BAD_REQUEST, "bad_client_access_details"),
+            Self::BadClientConnectionDetails => {
+                (StatusCode::BAD_REQUEST, "bad_client_connection_details")
+            }
+            Self::MxidMismatch(_) | Self::DeviceIdMismatch(_) => {
+                (StatusCode::BAD_REQUEST, "mxid_mismatch")
+            }
+            Self::ServerNotFound => (StatusCode::NOT_FOUND, "server_not_found"),
+            Self::RegistrationSecretNotFound => {
+                (StatusCode::NOT_FOUND, "registration_secret_not_found")
+            }
+            Self::UsernameOrPasswordMissing => {
+                (StatusCode::BAD_REQUEST, "username_or_password_missing")
+            }
+            Self::RegistrationNoSso => (StatusCode::BAD_REQUEST, "registration_no_sso"),
+            Self::HomeserverUnsupported { errcode, .. } => (StatusCode::BAD_REQUEST, errcode),
+            // The errcode is the homeserver's; see `into_response`.
+            Self::Homeserver { status, .. } => (*status, "M_UNKNOWN"),
+            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
         }
     }
@@ -72,7 +154,18 @@ impl IntoResponse for ApiError {
         if let Self::Internal(err) = &self {
             tracing::error!(target: "maubot.server", error = format!("{err:#}"), "Error in handler");
         }
-        let body = serde_json::json!({ "error": self.to_string(), "errcode": errcode });
+        let mut body = serde_json::json!({ "error": self.to_string(), "errcode": errcode });
+        if let Self::Homeserver {
+            errcode,
+            http_status,
+            ..
+        } = &self
+        {
+            body["errcode"] = errcode.as_str().into();
+            if let Some(http_status) = http_status {
+                body["http_status"] = (*http_status).into();
+            }
+        }
         (status, Json(body)).into_response()
     }
 }

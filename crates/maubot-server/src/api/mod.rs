@@ -2,6 +2,8 @@
 //! `router()`, merged here according to `api_features`.
 
 mod auth;
+mod client;
+mod client_auth;
 pub mod error;
 pub mod json;
 mod meta;
@@ -23,6 +25,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(meta::router())
         .merge(auth::router(features))
+        // maubot: enabling client_auth also registers the client routes.
+        .merge(if features.client || features.client_auth {
+            client::router()
+        } else {
+            Router::new()
+        })
+        .merge(if features.client_auth {
+            client_auth::router()
+        } else {
+            Router::new()
+        })
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod binary;
+mod clients;
 mod database;
 mod errors;
 mod synapse;

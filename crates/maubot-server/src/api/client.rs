@@ -1,0 +1,109 @@
+//! `/clients`, `/client/*`: the bot accounts.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use crate::client::{self, ClientRequest, ClientView};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/clients", get(list))
+        .route("/client/new", post(create))
+        .route("/client/{id}", get(read).put(put).delete(delete))
+        // maubot's route is POST; its spec says PUT. Both work.
+        .route(
+            "/client/{id}/clearcache",
+            post(clear_cache).put(clear_cache),
+        )
+}
+
+/// `GET /_matrix/maubot/v1/clients`
+async fn list(State(state): State<AppState>) -> Json<Vec<ClientView>> {
+    Json(state.clients.views().await)
+}
+
+/// `GET /_matrix/maubot/v1/client/{id}`
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientView>> {
+    let bot = state
+        .clients
+        .get(&id)
+        .await
+        .ok_or(ApiError::ClientNotFound)?;
+    Ok(Json(bot.view()))
+}
+
+/// `POST /_matrix/maubot/v1/client/new`
+///
+/// Creates a client for the user the access token belongs to; 409 if it exists.
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ClientRequest>,
+) -> ApiResult<(StatusCode, Json<ClientView>)> {
+    let client = state.clients.create(request, None).await?;
+    Ok((StatusCode::CREATED, Json(client)))
+}
+
+/// `PUT /_matrix/maubot/v1/client/{id}`
+///
+/// Updates the client (200), or creates it if it does not exist (201; the token must be the
+/// user's in the path).
+async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<ClientRequest>,
+) -> ApiResult<(StatusCode, Json<ClientView>)> {
+    if state.clients.get(&id).await.is_some() {
+        Ok((
+            StatusCode::OK,
+            Json(state.clients.update(&id, request).await?),
+        ))
+    } else {
+        Ok((
+            StatusCode::CREATED,
+            Json(state.clients.create(request, Some(&id)).await?),
+        ))
+    }
+}
+
+/// `DELETE /_matrix/maubot/v1/client/{id}`
+///
+/// 412 while plugin instances use the client.
+async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    state.clients.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /_matrix/maubot/v1/client/{id}/clearcache`
+async fn clear_cache(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state.clients.clear_cache(&id).await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+impl From<client::Error> for ApiError {
+    fn from(err: client::Error) -> Self {
+        match err {
+            client::Error::NotFound => ApiError::ClientNotFound,
+            client::Error::UserExists => ApiError::UserExists,
+            client::Error::InUse => ApiError::ClientInUse,
+            client::Error::BadAccessToken => ApiError::BadClientAccessToken,
+            client::Error::BadAccessDetails(_) => ApiError::BadClientAccessDetails,
+            client::Error::Connection(_) => ApiError::BadClientConnectionDetails,
+            client::Error::UserMismatch(user) => ApiError::MxidMismatch(user),
+            client::Error::DeviceMismatch(device) => ApiError::DeviceIdMismatch(device),
+            client::Error::InvalidRequest(message) => ApiError::InvalidBody(message),
+            err @ (client::Error::Db(_) | client::Error::Setup(_)) => ApiError::internal(err),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `/client/auth/*`: registering and logging in bot accounts on the homeservers of the config's
+//! `homeservers` section, optionally turning the result into a client (`?update_client=true`).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use maubot_types::config::Homeserver;
+use maubot_types::secret::Secret;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use crate::client::{AccessDetails, Upserted};
+use crate::homeserver_auth::{self, Credentials, HomeserverAuthError};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/client/auth/servers", get(servers))
+        .route("/client/auth/{server}/register", post(register))
+        .route("/client/auth/{server}/login", post(login))
+}
+
+/// `GET /_matrix/maubot/v1/client/auth/servers`
+///
+/// The configured homeservers, as `{name: url}`.
+async fn servers(State(state): State<AppState>) -> Json<BTreeMap<String, String>> {
+    Json(
+        state
+            .config
+            .homeservers
+            .iter()
+            .map(|(name, hs)| (name.clone(), hs.url.clone()))
+            .collect(),
+    )
+}
+
+/// maubot's truthy query values: `1`, `true`, `yes`, any case.
+#[derive(Debug, Default, Deserialize)]
+struct AuthQuery {
+    update_client: Option<String>,
+    sso: Option<String>,
+}
+
+fn truthy(value: &Option<String>) -> bool {
+    value
+        .as_deref()
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthRequest {
+    username: Option<String>,
+    password: Option<String>,
+    user_type: Option<String>,
+    device_name: Option<String>,
+}
+
+impl AuthRequest {
+    fn username_and_password(&self) -> ApiResult<(&str, Secret)> {
+        match (self.username.as_deref(), self.password.as_deref()) {
+            (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
+                Ok((user, Secret::new(password)))
+            }
+            _ => Err(ApiError::UsernameOrPasswordMissing),
+        }
+    }
+}
+
+fn homeserver<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a Homeserver> {
+    state
+        .config
+        .homeservers
+        .get(name)
+        .ok_or(ApiError::ServerNotFound)
+}
+
+/// `POST /_matrix/maubot/v1/client/auth/{server}/register`
+///
+/// Registers a bot account with Synapse's shared secret. With `?update_client=true` the new
+/// account becomes a client (201), else the homeserver's login answer is returned (200).
+async fn register(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    Query(query): Query<AuthQuery>,
+    ApiJson(body): ApiJson<AuthRequest>,
+) -> ApiResult<Response> {
+    let homeserver = homeserver(&state, &server)?;
+    let (username, password) = body.username_and_password()?;
+    if truthy(&query.sso) {
+        return Err(ApiError::RegistrationNoSso);
+    }
+    let secret = homeserver
+        .secret
+        .as_ref()
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::RegistrationSecretNotFound)?;
+    let user_type = body.user_type.as_deref().unwrap_or("bot");
+    let credentials = homeserver_auth::register(
+        state.clients.http(),
+        &homeserver.url,
+        secret,
+        username,
+        &password,
+        Some(user_type),
+    )
+    .await
+    .map_err(|err| homeserver_error(err, true))?;
+    tracing::info!(target: "maubot.server", user_id = %credentials.user_id, "registered a bot account");
+    respond(
+        &state,
+        homeserver,
+        credentials,
+        truthy(&query.update_client),
+    )
+    .await
+}
+
+/// `POST /_matrix/maubot/v1/client/auth/{server}/login`
+///
+/// Logs in with a password on a new `maubot_XXXXXXXX` device. With `?update_client=true` the
+/// session becomes a client: 201 if new, 202 if an existing client was updated.
+async fn login(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    Query(query): Query<AuthQuery>,
+    ApiJson(body): ApiJson<AuthRequest>,
+) -> ApiResult<Response> {
+    let homeserver = homeserver(&state, &server)?;
+    if truthy(&query.sso) {
+        return Err(ApiError::NotImplemented("single sign-on login"));
+    }
+    let (username, password) = body.username_and_password()?;
+    let device_name = body.device_name.as_deref().unwrap_or("Maubot");
+    let credentials = homeserver_auth::login(
+        state.clients.http(),
+        &homeserver.url,
+        username,
+        &password,
+        device_name,
+    )
+    .await
+    .map_err(|err| homeserver_error(err, false))?;
+    respond(
+        &state,
+        homeserver,
+        credentials,
+        truthy(&query.update_client),
+    )
+    .await
+}
+
+async fn respond(
+    state: &AppState,
+    homeserver: &Homeserver,
+    credentials: Credentials,
+    update_client: bool,
+) -> ApiResult<Response> {
+    if !update_client {
+        return Ok(Json(credentials.raw).into_response());
+    }
+    let details = AccessDetails {
+        homeserver: homeserver.url.clone(),
+        access_token: credentials.access_token,
+        device_id: credentials.device_id,
+    };
+    let (upserted, client) = state
+        .clients
+        .upsert_from_login(&credentials.user_id, details)
+        .await?;
+    let status = match upserted {
+        Upserted::Created => StatusCode::CREATED,
+        Upserted::Updated => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(client)).into_response())
+}
+
+/// maubot passes the homeserver's refusal on: registration as a 500 with `http_status`, login
+/// with the homeserver's own status.
+fn homeserver_error(err: HomeserverAuthError, registering: bool) -> ApiError {
+    match err {
+        HomeserverAuthError::Connection(_) => ApiError::BadClientConnectionDetails,
+        HomeserverAuthError::Matrix {
+            status,
+            errcode,
+            error,
+        } => {
+            let own_status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if registering {
+                ApiError::Homeserver {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    errcode,
+                    error,
+                    http_status: Some(status),
+                }
+            } else {
+                ApiError::Homeserver {
+                    status: own_status,
+                    errcode,
+                    error,
+                    http_status: None,
+                }
+            }
+        }
+        HomeserverAuthError::Unsupported(message) => ApiError::HomeserverUnsupported {
+            errcode: if registering {
+                "registration_unsupported"
+            } else {
+                "password_login_unsupported"
+            },
+            message,
+        },
+    }
+}

@@ -1,0 +1,408 @@
+//! One bot account at run time: its stored row, its Matrix client and sync loop, its status.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use matrix_sdk::Client;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::room::Room;
+use matrix_sdk::ruma::OwnedRoomId;
+use matrix_sdk::ruma::api::client::filter::FilterDefinition;
+use matrix_sdk::ruma::events::AnySyncTimelineEvent;
+use matrix_sdk::ruma::events::room::member::{MembershipState, StrippedRoomMemberEvent};
+use matrix_sdk::ruma::presence::PresenceState;
+use matrix_sdk::ruma::serde::Raw;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::session::{self, StoreLocation};
+use super::store::{self, ClientRecord};
+use super::{AccessDetails, ClientView};
+use crate::db::Database;
+
+/// What a bot sees happen, for the plugin runtimes: decrypted timeline events and invites.
+#[derive(Debug, Clone)]
+pub enum BotEvent {
+    /// A room event as it arrived in sync, decrypted if it was encrypted.
+    Timeline {
+        room_id: OwnedRoomId,
+        event: Raw<AnySyncTimelineEvent>,
+    },
+    /// The bot was invited to a room.
+    Invite {
+        room_id: OwnedRoomId,
+        sender: String,
+    },
+}
+
+/// tracing targets are static; the client's ID is the `client` field, and log viewers name the
+/// logger `maubot.client.<id>` from it.
+const LOG: &str = "maubot.client";
+
+/// Sync backoff after errors: 5 s doubling to 320 s, as maubot.
+const BACKOFF_START: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(320);
+
+/// Events older than this are not passed on after a restart (see `forward_events`).
+pub const MAX_EVENT_AGE: Duration = Duration::from_secs(5 * 60);
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A bot account.
+#[derive(Debug)]
+pub struct Bot {
+    record: Mutex<ClientRecord>,
+    running: tokio::sync::Mutex<Option<Running>>,
+    started: AtomicBool,
+    sync_ok: Arc<AtomicBool>,
+    /// Whether sync results are live (passed on) rather than the history of a first sync.
+    live: Arc<AtomicBool>,
+    profile: Mutex<RemoteProfile>,
+    fingerprint: Mutex<Option<String>>,
+    events: broadcast::Sender<BotEvent>,
+    db: Database,
+    http: reqwest::Client,
+    stores: StoreLocation,
+}
+
+#[derive(Debug, Default, Clone)]
+struct RemoteProfile {
+    displayname: Option<String>,
+    avatar_url: Option<String>,
+}
+
+#[derive(Debug)]
+struct Running {
+    client: Client,
+    sync: Option<JoinHandle<()>>,
+}
+
+impl Bot {
+    pub(super) fn new(
+        record: ClientRecord,
+        db: Database,
+        http: reqwest::Client,
+        stores: StoreLocation,
+    ) -> Arc<Bot> {
+        let (events, _) = broadcast::channel(256);
+        Arc::new(Bot {
+            record: Mutex::new(record),
+            running: tokio::sync::Mutex::new(None),
+            started: AtomicBool::new(false),
+            sync_ok: Arc::new(AtomicBool::new(false)),
+            live: Arc::new(AtomicBool::new(false)),
+            profile: Mutex::new(RemoteProfile::default()),
+            fingerprint: Mutex::new(None),
+            events,
+            db,
+            http,
+            stores,
+        })
+    }
+
+    pub fn id(&self) -> String {
+        self.record().id
+    }
+
+    /// A copy of the stored row.
+    pub fn record(&self) -> ClientRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn set_record(&self, record: ClientRecord) {
+        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
+    }
+
+    /// The bot's events, for plugin runtimes. Each subscriber gets every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<BotEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// The Matrix client while the bot is started.
+    pub async fn matrix(&self) -> Option<Client> {
+        self.running.lock().await.as_ref().map(|r| r.client.clone())
+    }
+
+    /// The API's view of this client.
+    pub fn view(&self) -> ClientView {
+        let record = self.record();
+        let profile = self
+            .profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        ClientView {
+            id: record.id,
+            homeserver: record.homeserver,
+            access_token: record.access_token.expose().to_owned(),
+            device_id: record.device_id,
+            fingerprint: self
+                .fingerprint
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            enabled: record.enabled,
+            started: self.is_started(),
+            sync: record.sync,
+            sync_ok: self.sync_ok.load(Ordering::SeqCst),
+            autojoin: record.autojoin,
+            online: record.online,
+            displayname: record.displayname,
+            avatar_url: record.avatar_url,
+            remote_displayname: profile.displayname,
+            remote_avatar_url: profile.avatar_url,
+            instances: Vec::new(),
+            trust_state: None,
+        }
+    }
+
+    /// Connects, applies the profile, starts syncing. Problems are logged, never raised (as in
+    /// maubot); an invalid token disables the client.
+    pub async fn start(self: &Arc<Self>) {
+        let record = self.record();
+        if !record.enabled || self.is_started() {
+            return;
+        }
+        let mut running = self.running.lock().await;
+        let details = AccessDetails {
+            homeserver: record.homeserver.clone(),
+            access_token: record.access_token.clone(),
+            device_id: record.device_id.clone(),
+        };
+        let client = match session::build(&self.http, &self.stores, &record.id, &details).await {
+            Ok(client) => client,
+            Err(super::Error::BadAccessToken) => {
+                tracing::error!(target: LOG, client = %record.id, "Invalid token, disabling client");
+                self.disable().await;
+                return;
+            }
+            Err(err) => {
+                tracing::error!(target: LOG, client = %record.id, error = %err, "Failed to start client");
+                return;
+            }
+        };
+        if !record.device_id.is_empty() {
+            let key = client.encryption().ed25519_key().await;
+            *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) =
+                key.as_deref().map(fingerprint);
+        }
+        self.apply_profile(&client, &record).await;
+        if record.autojoin {
+            client.add_event_handler(autojoin);
+        }
+        self.forward_events(&client);
+        let sync = record.sync.then(|| self.spawn_sync(client.clone()));
+        *running = Some(Running { client, sync });
+        self.started.store(true, Ordering::SeqCst);
+        tracing::info!(target: LOG, client = %record.id, "Client started");
+    }
+
+    /// Stops syncing and drops the Matrix client.
+    pub async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        if let Some(Running {
+            sync: Some(sync), ..
+        }) = running.take()
+        {
+            sync.abort();
+        }
+        self.started.store(false, Ordering::SeqCst);
+        self.sync_ok.store(false, Ordering::SeqCst);
+    }
+
+    async fn disable(&self) {
+        let mut record = self.record();
+        record.enabled = false;
+        self.set_record(record.clone());
+        if let Err(err) = store::save(&self.db, &record).await {
+            tracing::error!(target: LOG, client = %record.id, error = %err, "could not save the disabled client");
+        }
+    }
+
+    async fn apply_profile(&self, client: &Client, record: &ClientRecord) {
+        let account = client.account();
+        if record.displayname != "disable"
+            && let Err(err) = account.set_display_name(Some(&record.displayname)).await
+        {
+            tracing::warn!(target: LOG, client = %record.id, error = %err, "could not set the display name");
+        }
+        if record.avatar_url != "disable" {
+            match <&matrix_sdk::ruma::MxcUri>::from(record.avatar_url.as_str()) {
+                uri if uri.is_valid() => {
+                    if let Err(err) = account.set_avatar_url(Some(uri)).await {
+                        tracing::warn!(target: LOG, client = %record.id, error = %err, "could not set the avatar");
+                    }
+                }
+                _ => {
+                    tracing::warn!(target: LOG, client = %record.id, "avatar_url is not an mxc:// URI")
+                }
+            }
+        }
+        self.refresh_profile(client).await;
+    }
+
+    /// Reads the profile back from the homeserver (`remote_displayname`, `remote_avatar_url`).
+    pub async fn refresh_profile(&self, client: &Client) {
+        let account = client.account();
+        let displayname = account.get_display_name().await.ok().flatten();
+        let avatar_url = account
+            .get_avatar_url()
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.to_string());
+        *self.profile.lock().unwrap_or_else(|p| p.into_inner()) = RemoteProfile {
+            displayname,
+            avatar_url,
+        };
+    }
+
+    /// Passes room events and invites to subscribers. Not the history of a first sync from
+    /// scratch, and not events older than [`MAX_EVENT_AGE`]: a bot back from downtime answers
+    /// what was said to it just now, never a backlog of old commands.
+    fn forward_events(&self, client: &Client) {
+        let events = self.events.clone();
+        let live = Arc::clone(&self.live);
+        client.add_event_handler(move |event: Raw<AnySyncTimelineEvent>, room: Room| {
+            let events = events.clone();
+            let live = live.load(Ordering::SeqCst);
+            async move {
+                let sent_at = event
+                    .get_field::<u64>("origin_server_ts")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                if live && unix_millis().saturating_sub(sent_at) <= MAX_EVENT_AGE.as_millis() as u64
+                {
+                    let _ = events.send(BotEvent::Timeline {
+                        room_id: room.room_id().to_owned(),
+                        event,
+                    });
+                }
+            }
+        });
+        let events = self.events.clone();
+        client.add_event_handler(
+            move |event: StrippedRoomMemberEvent, room: Room, client: Client| {
+                let events = events.clone();
+                async move {
+                    let own = client.user_id().is_some_and(|id| id == event.state_key);
+                    if own && event.content.membership == MembershipState::Invite {
+                        let _ = events.send(BotEvent::Invite {
+                            room_id: room.room_id().to_owned(),
+                            sender: event.sender.to_string(),
+                        });
+                    }
+                }
+            },
+        );
+    }
+
+    fn spawn_sync(self: &Arc<Self>, client: Client) -> JoinHandle<()> {
+        let bot = Arc::clone(self);
+        tokio::spawn(async move { bot.sync_loop(client).await })
+    }
+
+    /// Long-polls `/sync` until stopped: `sync_ok` mirrors the last result, errors back off from
+    /// 5 s to 320 s, an invalid token disables the client. The sync token is stored after each
+    /// sync, so a restart resumes where it stopped.
+    async fn sync_loop(self: Arc<Self>, client: Client) {
+        let mut backoff = BACKOFF_START;
+        // Resuming from a stored position is live from the start; a first sync is history.
+        self.live
+            .store(!self.record().next_batch.is_empty(), Ordering::SeqCst);
+        loop {
+            let record = self.record();
+            let presence = if record.online {
+                PresenceState::Online
+            } else {
+                PresenceState::Offline
+            };
+            let mut settings = SyncSettings::default()
+                .timeout(Duration::from_secs(30))
+                .set_presence(presence)
+                .filter(FilterDefinition::with_lazy_loading().into());
+            if !record.next_batch.is_empty() {
+                settings = settings.token(record.next_batch.clone());
+            }
+            match client.sync_once(settings).await {
+                Ok(response) => {
+                    self.sync_ok.store(true, Ordering::SeqCst);
+                    self.live.store(true, Ordering::SeqCst);
+                    backoff = BACKOFF_START;
+                    self.record
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .next_batch = response.next_batch.clone();
+                    if let Err(err) =
+                        store::save_next_batch(&self.db, &self.id(), &response.next_batch).await
+                    {
+                        tracing::warn!(target: LOG, client = %self.id(), error = %err, "could not store the sync token");
+                    }
+                }
+                Err(err) if is_unknown_token(&err) => {
+                    tracing::error!(target: LOG, client = %self.id(), "Invalid token during sync, disabling client");
+                    self.sync_ok.store(false, Ordering::SeqCst);
+                    self.disable().await;
+                    return;
+                }
+                Err(err) => {
+                    self.sync_ok.store(false, Ordering::SeqCst);
+                    tracing::warn!(target: LOG, client = %self.id(), error = %err, retry_in = ?backoff, "sync failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+fn is_unknown_token(err: &matrix_sdk::Error) -> bool {
+    matches!(
+        err.client_api_error_kind(),
+        Some(matrix_sdk::ruma::api::error::ErrorKind::UnknownToken(_))
+    )
+}
+
+/// Joins rooms the bot is invited to.
+async fn autojoin(event: StrippedRoomMemberEvent, room: Room, client: Client) {
+    let own = client.user_id().is_some_and(|id| id == event.state_key);
+    if !own || event.content.membership != MembershipState::Invite {
+        return;
+    }
+    // Synapse may not have finished processing the invite; retry briefly.
+    for attempt in 0..5u32 {
+        match room.join().await {
+            Ok(()) => {
+                tracing::info!(target: LOG, room_id = %room.room_id(), "Joined room after invite");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(target: LOG, room_id = %room.room_id(), error = %err, attempt, "could not join");
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+            }
+        }
+    }
+}
+
+/// maubot's fingerprint format: the Ed25519 key in groups of four characters.
+fn fingerprint(key: &str) -> String {
+    key.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

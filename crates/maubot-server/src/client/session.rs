@@ -1,0 +1,153 @@
+//! Building `matrix_sdk::Client`s for bots: the one place that decides how they store state.
+//!
+//! Each bot keeps one small SQLite store directory (state and crypto, low-memory settings) under
+//! the crypto store directory, and all bots share one HTTP client. A persistent state store is
+//! what lets a restart resume syncing where it stopped and know which rooms are encrypted before
+//! it has seen them again. A later issue moves all bots' state into the shared database.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::RequestConfig;
+use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
+use matrix_sdk::store::RoomLoadSettings;
+use matrix_sdk::{Client, SessionMeta, SessionTokens, SqliteStoreConfig};
+use maubot_types::secret::Secret;
+use serde::Deserialize;
+
+use super::{AccessDetails, Error, Result};
+
+/// Where bots' stores live, and the key that encrypts them.
+#[derive(Debug, Clone)]
+pub struct StoreLocation {
+    pub dir: PathBuf,
+    pub pickle_key: Secret,
+}
+
+impl StoreLocation {
+    fn path_for(&self, user_id: &str) -> PathBuf {
+        // User IDs contain `@` and `:`; keep file names portable.
+        let name: String = user_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(name)
+    }
+}
+
+/// Asks the homeserver whose token this is: `(user_id, device_id)`.
+pub async fn whoami(
+    http: &reqwest::Client,
+    details: &AccessDetails,
+) -> Result<(String, Option<String>)> {
+    let url = format!(
+        "{}/_matrix/client/v3/account/whoami",
+        details.homeserver.trim_end_matches('/')
+    );
+    let response = http
+        .get(url)
+        .bearer_auth(details.access_token.expose())
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .map_err(|e| Error::Connection(e.to_string()))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if body["errcode"] == "M_UNKNOWN_TOKEN" {
+        return Err(Error::BadAccessToken);
+    }
+    #[derive(Deserialize)]
+    struct WhoAmI {
+        user_id: String,
+        device_id: Option<String>,
+    }
+    match serde_json::from_value::<WhoAmI>(body.clone()) {
+        Ok(me) if status.is_success() => Ok((me.user_id, me.device_id)),
+        _ => Err(Error::BadAccessDetails(format!("{status}: {body}"))),
+    }
+}
+
+/// A client for `user_id` with its session restored and its store opened. The token is checked
+/// first, so a revoked token is reported as [`Error::BadAccessToken`].
+pub async fn build(
+    http: &reqwest::Client,
+    stores: &StoreLocation,
+    user_id: &str,
+    details: &AccessDetails,
+) -> Result<Client> {
+    let (token_user, token_device) = whoami(http, details).await?;
+    if token_user != user_id {
+        return Err(Error::UserMismatch(token_user));
+    }
+    let device_id = match (details.device_id.as_str(), token_device) {
+        ("", Some(device)) => device,
+        ("", None) => {
+            return Err(Error::Setup(
+                "the homeserver reports no device for this token".into(),
+            ));
+        }
+        (given, _) => given.to_owned(),
+    };
+    let path = stores.path_for(user_id);
+    match open(http, stores, &path, user_id, &device_id, details).await {
+        Ok(client) => Ok(client),
+        Err(err) if err.contains("MismatchedAccount") || err.contains("doesn't match") => {
+            // The store holds another device's keys (the client was given a new device).
+            tracing::warn!(
+                target: "maubot.client",
+                client = %user_id,
+                "Mismatching device ID in crypto store and main database, resetting encryption"
+            );
+            let _ = std::fs::remove_dir_all(&path);
+            open(http, stores, &path, user_id, &device_id, details)
+                .await
+                .map_err(Error::Setup)
+        }
+        Err(err) => Err(Error::Setup(err)),
+    }
+}
+
+async fn open(
+    http: &reqwest::Client,
+    stores: &StoreLocation,
+    path: &std::path::Path,
+    user_id: &str,
+    device_id: &str,
+    details: &AccessDetails,
+) -> Result<Client, String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let store = SqliteStoreConfig::with_low_memory_config(path)
+        .passphrase(Some(stores.pickle_key.expose()));
+    let client = Client::builder()
+        .homeserver_url(&details.homeserver)
+        .http_client(http.clone())
+        // Fail over to our own backoff instead of the SDK's long retries.
+        .request_config(RequestConfig::new().retry_limit(2))
+        .sqlite_store_with_config_and_cache_path(store, None::<PathBuf>)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let session = MatrixSession {
+        meta: SessionMeta {
+            user_id: OwnedUserId::try_from(user_id).map_err(|e| e.to_string())?,
+            device_id: OwnedDeviceId::from(device_id),
+        },
+        tokens: SessionTokens {
+            access_token: details.access_token.expose().to_owned(),
+            refresh_token: None,
+        },
+    };
+    client
+        .matrix_auth()
+        .restore_session(session, RoomLoadSettings::default())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(client)
+}

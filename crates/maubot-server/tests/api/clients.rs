@@ -1,0 +1,584 @@
+//! Bot accounts against a real Synapse: registration and login through the API, creating,
+//! updating and deleting clients, sync, autojoin, profiles.
+
+use std::time::Duration;
+
+use maubot_test_support::synapse::REGISTRATION_SECRET;
+use maubot_test_support::{RegisteredUser, Synapse};
+use maubot_types::config::Homeserver;
+use maubot_types::secret::Secret;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestServer, assert_error, on_both_databases};
+
+/// A server whose `homeservers` has `localhost`, the shared test Synapse, and `not-synapse`, an
+/// HTTP server that answers 404 to everything (as a homeserver without Synapse's admin API and
+/// without password login does to those requests).
+async fn server_with_synapse(
+    backend: Backend,
+    test: &str,
+) -> Option<(TestServer, &'static Synapse)> {
+    let synapse = tokio::task::spawn_blocking(Synapse::shared)
+        .await
+        .expect("synapse");
+    let not_synapse = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let not_synapse_url = format!("http://{}", not_synapse.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(not_synapse, axum::Router::new()).await });
+    let server = TestServer::start_with(backend, test, |config| {
+        config.homeservers.insert(
+            "localhost".into(),
+            Homeserver {
+                url: synapse.base_url(),
+                secret: Some(Secret::new(REGISTRATION_SECRET)),
+            },
+        );
+        config.homeservers.insert(
+            "not-synapse".into(),
+            Homeserver {
+                url: not_synapse_url,
+                secret: Some(Secret::new("irrelevant")),
+            },
+        );
+    })
+    .await?;
+    Some((server, synapse))
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{:08x}", rand::random::<u32>())
+}
+
+/// Polls the client until `check` holds (up to 30 s); returns its last view.
+async fn wait_for_client(
+    server: &TestServer,
+    token: &str,
+    id: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = format!("/client/{id}");
+    for _ in 0..300 {
+        let (status, body) = server.get(&path, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if check(&body) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("client {id} never got {what}");
+}
+
+macro_rules! with_synapse {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some((server, synapse)) = super::server_with_synapse(crate::support::Backend::Sqlite, stringify!($test)).await {
+                    super::$test(&server, synapse).await;
+                    server.stop().await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some((server, synapse)) = super::server_with_synapse(crate::support::Backend::Postgres, stringify!($test)).await {
+                    super::$test(&server, synapse).await;
+                    server.stop().await;
+                }
+            }
+        }
+    )*};
+}
+
+with_synapse!(
+    registered_bot_syncs_with_encryption,
+    bot_joins_invites_and_sets_its_profile,
+    login_creates_then_updates_the_client,
+    client_routes_refuse_bad_input,
+    client_auth_routes_refuse_bad_input,
+    delete_rules,
+);
+on_both_databases!(listing_and_unknown_clients);
+
+async fn register_bot(server: &TestServer, token: &str) -> Value {
+    let username = unique("bot");
+    let (status, body) = server
+        .post_json(
+            "/client/auth/localhost/register?update_client=true",
+            Some(token),
+            json!({ "username": username, "password": "bot-password" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["id"], format!("@{username}:localhost"));
+    body
+}
+
+async fn registered_bot_syncs_with_encryption(server: &TestServer, _: &Synapse) {
+    let token = server.root_token().await;
+    let bot = register_bot(server, &token).await;
+    assert_eq!(bot["enabled"], true);
+    assert_eq!(bot["started"], true);
+    assert_eq!(bot["displayname"], "disable");
+    assert!(
+        bot["device_id"].as_str().is_some_and(|d| !d.is_empty()),
+        "{bot}"
+    );
+    // E2EE is on for clients made by registration: the fingerprint is the device's Ed25519 key
+    // in groups of four, as maubot shows it.
+    let fingerprint = bot["fingerprint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fingerprint: {bot}"));
+    assert!(
+        fingerprint.split(' ').all(|group| group.len() <= 4) && fingerprint.len() > 40,
+        "{fingerprint}"
+    );
+    let id = bot["id"].as_str().expect("id");
+    wait_for_client(server, &token, id, "sync_ok", |c| c["sync_ok"] == true).await;
+
+    let (status, list) = server.get("/clients", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        list.as_array().expect("list").iter().any(|c| c["id"] == id),
+        "{list}"
+    );
+}
+
+async fn bot_joins_invites_and_sets_its_profile(server: &TestServer, synapse: &Synapse) {
+    let token = server.root_token().await;
+    let bot = register_bot(server, &token).await;
+    let id = bot["id"].as_str().expect("id").to_owned();
+
+    let (status, body) = server
+        .send(
+            server
+                .http
+                .put(server.api(&format!("/client/{id}")))
+                .json(&json!({ "displayname": "Echo Bot" })),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["displayname"], "Echo Bot");
+    wait_for_client(server, &token, &id, "its display name", |c| {
+        c["remote_displayname"] == "Echo Bot"
+    })
+    .await;
+
+    let tester = synapse
+        .register(&unique("tester"), "tester-password", false)
+        .await
+        .expect("tester");
+    let room_id = create_room(synapse, &tester, &id).await;
+    let joined_path = format!(
+        "{}/_matrix/client/v3/rooms/{room_id}/joined_members",
+        synapse.base_url()
+    );
+    for _ in 0..300 {
+        let members: Value = reqwest::Client::new()
+            .get(&joined_path)
+            .bearer_auth(&tester.access_token)
+            .send()
+            .await
+            .expect("members")
+            .json()
+            .await
+            .expect("json");
+        if members["joined"].get(&id).is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} did not join the room it was invited to");
+}
+
+/// A room made by `tester`, with `invite` invited.
+async fn create_room(synapse: &Synapse, tester: &RegisteredUser, invite: &str) -> String {
+    let response: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/_matrix/client/v3/createRoom",
+            synapse.base_url()
+        ))
+        .bearer_auth(&tester.access_token)
+        .json(&json!({ "invite": [invite], "preset": "private_chat" }))
+        .send()
+        .await
+        .expect("createRoom")
+        .json()
+        .await
+        .expect("json");
+    response["room_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{response}"))
+        .to_owned()
+}
+
+async fn login_creates_then_updates_the_client(server: &TestServer, synapse: &Synapse) {
+    let token = server.root_token().await;
+    let username = unique("login");
+    synapse
+        .register(&username, "login-password", false)
+        .await
+        .expect("register");
+    let body = json!({ "username": username, "password": "login-password" });
+
+    // Without update_client: the homeserver's login answer.
+    let (status, login) = server
+        .post_json("/client/auth/localhost/login", Some(&token), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    assert!(
+        login["device_id"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("maubot_")),
+        "{login}"
+    );
+    assert!(login["access_token"].is_string());
+
+    let (status, created) = server
+        .post_json(
+            "/client/auth/localhost/login?update_client=true",
+            Some(&token),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, updated) = server
+        .post_json(
+            "/client/auth/localhost/login?update_client=yes",
+            Some(&token),
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{updated}");
+    assert_eq!(created["id"], updated["id"]);
+    assert_ne!(
+        created["device_id"], updated["device_id"],
+        "a new login is a new device"
+    );
+}
+
+async fn client_routes_refuse_bad_input(server: &TestServer, synapse: &Synapse) {
+    let token = server.root_token().await;
+    let homeserver = synapse.base_url();
+    let alice = synapse
+        .register(&unique("alice"), "pw", false)
+        .await
+        .expect("register");
+
+    let answer = server
+        .post_json(
+            "/client/new",
+            Some(&token),
+            json!({ "homeserver": homeserver, "access_token": "nope" }),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "bad_client_access_token");
+    let answer = server
+        .post_json(
+            "/client/new",
+            Some(&token),
+            json!({ "homeserver": "http://127.0.0.1:1", "access_token": "x" }),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_client_connection_details",
+    );
+    let answer = server
+        .post_json(
+            "/client/new",
+            Some(&token),
+            json!({ "homeserver": homeserver }),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request_body");
+    let answer = server
+        .post_json(
+            "/client/new",
+            Some(&token),
+            json!({ "homeserver": homeserver, "access_token": "x", "enabled": "yes" }),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request_body");
+    let answer = server
+        .post_raw("/client/new", Some(&token), "{not json")
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "body_not_json");
+
+    // A token of another user than the path names.
+    let put = |id: &str, body: Value| {
+        server
+            .http
+            .put(server.api(&format!("/client/{id}")))
+            .json(&body)
+    };
+    let answer = server
+        .send(
+            put(
+                "@someone-else:localhost",
+                json!({ "homeserver": homeserver, "access_token": alice.access_token }),
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "mxid_mismatch");
+    assert!(
+        answer.1["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&alice.user_id)
+    );
+    // ... and of another device than the body names (maubot's errcode here is mxid_mismatch too).
+    let answer = server
+        .send(put(&alice.user_id, json!({ "homeserver": homeserver, "access_token": alice.access_token, "device_id": "OTHERDEVICE" })), Some(&token))
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "mxid_mismatch");
+
+    // Nothing was stored by the refused requests.
+    assert_error(
+        &server
+            .get(&format!("/client/{}", alice.user_id), Some(&token))
+            .await,
+        StatusCode::NOT_FOUND,
+        "client_not_found",
+    );
+
+    let good =
+        json!({ "homeserver": homeserver, "access_token": alice.access_token, "sync": false });
+    let (status, created) = server
+        .post_json("/client/new", Some(&token), good.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["id"], alice.user_id.as_str());
+    assert_eq!(
+        created["device_id"], "",
+        "no device_id given: no encryption"
+    );
+    assert_eq!(created["fingerprint"], Value::Null);
+    assert_error(
+        &server.post_json("/client/new", Some(&token), good).await,
+        StatusCode::CONFLICT,
+        "user_exists",
+    );
+
+    let (status, updated) = server
+        .send(
+            put(
+                &alice.user_id,
+                json!({ "autojoin": false, "online": false }),
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["autojoin"], false);
+    assert_eq!(updated["online"], false);
+
+    let (status, body) = server
+        .post_json(
+            &format!("/client/{}/clearcache", alice.user_id),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({ "success": true }));
+    assert_error(
+        &server
+            .post_json(
+                "/client/@nobody:localhost/clearcache",
+                Some(&token),
+                json!({}),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "client_not_found",
+    );
+}
+
+async fn client_auth_routes_refuse_bad_input(server: &TestServer, synapse: &Synapse) {
+    let token = server.root_token().await;
+    let (status, servers) = server.get("/client/auth/servers", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(servers["localhost"], synapse.base_url());
+
+    let credentials = json!({ "username": unique("x"), "password": "pw" });
+    let answer = server
+        .post_json(
+            "/client/auth/nowhere/register",
+            Some(&token),
+            credentials.clone(),
+        )
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "server_not_found");
+    let answer = server
+        .post_json(
+            "/client/auth/matrix.org/register",
+            Some(&token),
+            credentials.clone(),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::NOT_FOUND,
+        "registration_secret_not_found",
+    );
+    let answer = server
+        .post_json(
+            "/client/auth/localhost/register",
+            Some(&token),
+            json!({ "username": "x" }),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "username_or_password_missing",
+    );
+    let answer = server
+        .post_json(
+            "/client/auth/localhost/register?sso=true",
+            Some(&token),
+            credentials.clone(),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "registration_no_sso");
+    let answer = server
+        .post_raw("/client/auth/localhost/register", Some(&token), "[]")
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "body_not_json");
+
+    // A taken username: the homeserver's errcode, with its status, as maubot reports it.
+    let taken = synapse
+        .register(&unique("taken"), "pw", false)
+        .await
+        .expect("register");
+    let localpart = taken
+        .user_id
+        .trim_start_matches('@')
+        .split(':')
+        .next()
+        .expect("localpart");
+    let answer = server
+        .post_json(
+            "/client/auth/localhost/register",
+            Some(&token),
+            json!({ "username": localpart, "password": "pw" }),
+        )
+        .await;
+    assert_error(&answer, StatusCode::INTERNAL_SERVER_ERROR, "M_USER_IN_USE");
+    assert_eq!(answer.1["http_status"], 400);
+
+    // A wrong password: the homeserver's status and errcode.
+    let answer = server
+        .post_json(
+            "/client/auth/localhost/login",
+            Some(&token),
+            json!({ "username": localpart, "password": "wrong" }),
+        )
+        .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+
+    // Without Synapse's admin API or password login: clear errors, not maubot's bare 500s
+    // (maubot issues #273, #283).
+    let answer = server
+        .post_json(
+            "/client/auth/not-synapse/register",
+            Some(&token),
+            credentials.clone(),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "registration_unsupported");
+    let answer = server
+        .post_json("/client/auth/not-synapse/login", Some(&token), credentials)
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "password_login_unsupported",
+    );
+
+    // Single sign-on is not there yet.
+    let answer = server
+        .post_json(
+            "/client/auth/localhost/login?sso=true",
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_error(&answer, StatusCode::NOT_IMPLEMENTED, "not_implemented");
+}
+
+async fn delete_rules(server: &TestServer, synapse: &Synapse) {
+    let token = server.root_token().await;
+    let user = synapse
+        .register(&unique("del"), "pw", false)
+        .await
+        .expect("register");
+    let body = json!({ "homeserver": synapse.base_url(), "access_token": user.access_token });
+    let (status, _) = server.post_json("/client/new", Some(&token), body).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // An instance on the client blocks deletion.
+    let db = &server.running.state().db;
+    maubot_server::with_pool!(db, |pool| {
+        sqlx::query("INSERT INTO instance (id, type, enabled, primary_user, config) VALUES ('inst', 't', true, $1, '')")
+            .bind(&user.user_id)
+            .execute(pool)
+            .await
+            .map(drop)
+    })
+    .expect("insert instance");
+    let delete = || {
+        server
+            .http
+            .delete(server.api(&format!("/client/{}", user.user_id)))
+    };
+    assert_error(
+        &server.send(delete(), Some(&token)).await,
+        StatusCode::PRECONDITION_FAILED,
+        "client_in_use",
+    );
+    maubot_server::with_pool!(db, |pool| sqlx::query("DELETE FROM instance")
+        .execute(pool)
+        .await
+        .map(drop))
+    .expect("delete");
+
+    let (status, _) = server.send(delete(), Some(&token)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_error(
+        &server
+            .get(&format!("/client/{}", user.user_id), Some(&token))
+            .await,
+        StatusCode::NOT_FOUND,
+        "client_not_found",
+    );
+    assert_error(
+        &server.send(delete(), Some(&token)).await,
+        StatusCode::NOT_FOUND,
+        "client_not_found",
+    );
+}
+
+async fn listing_and_unknown_clients(server: &TestServer) {
+    let token = server.root_token().await;
+    assert_eq!(
+        server.get("/clients", Some(&token)).await,
+        (StatusCode::OK, json!([]))
+    );
+    assert_error(
+        &server.get("/client/@nobody:localhost", Some(&token)).await,
+        StatusCode::NOT_FOUND,
+        "client_not_found",
+    );
+    assert_error(
+        &server.get("/clients", None).await,
+        StatusCode::UNAUTHORIZED,
+        "auth_token_missing",
+    );
+}
