@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use maubot_types::config::{Config, CryptoDatabase, DatabaseUrl};
+use maubot_types::config::{Config, CryptoDatabase};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -104,24 +104,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
-/// Where bots keep their end-to-end encryption keys: `crypto-stores/` beside the main SQLite
-/// database, or in the working directory with PostgreSQL.
+/// Where bots keep their end-to-end encryption keys and room state.
 fn crypto_stores(config: &Config) -> StoreLocation {
     if !matches!(config.crypto_database, CryptoDatabase::Default) {
         tracing::warn!(
             target: LOG,
-            "crypto_database other than `default` is not supported yet; using crypto-stores/ files"
+            "crypto_database other than `default` is not supported yet; bots use crypto_store_path"
         );
     }
-    let base = match &config.database {
-        DatabaseUrl::Sqlite(path) => std::path::Path::new(path)
-            .parent()
-            .map(ToOwned::to_owned)
-            .unwrap_or_default(),
-        DatabaseUrl::Postgres(_) => std::path::PathBuf::new(),
-    };
     StoreLocation {
-        dir: base.join("crypto-stores"),
+        dir: config.crypto_store_path.clone().into(),
         pickle_key: config.crypto_db_pickle_key.clone(),
     }
 }

@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, TestServer, assert_error, on_both_databases};
 
-/// A server whose `homeservers` has `localhost`, the shared test Synapse, and `not-synapse`, an
-/// HTTP server that answers 404 to everything (as a homeserver without Synapse's admin API and
-/// without password login does to those requests).
+/// A server for the shared test Synapse (see [`server_for`]).
 async fn server_with_synapse(
     backend: Backend,
     test: &str,
@@ -22,12 +20,19 @@ async fn server_with_synapse(
     let synapse = tokio::task::spawn_blocking(Synapse::shared)
         .await
         .expect("synapse");
+    Some((server_for(backend, test, synapse).await?, synapse))
+}
+
+/// A server whose `homeservers` has `localhost` = `synapse`, and `not-synapse`, an HTTP server
+/// that answers 404 to everything (as a homeserver without Synapse's admin API and without
+/// password login does to those requests).
+async fn server_for(backend: Backend, test: &str, synapse: &Synapse) -> Option<TestServer> {
     let not_synapse = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let not_synapse_url = format!("http://{}", not_synapse.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(not_synapse, axum::Router::new()).await });
-    let server = TestServer::start_with(backend, test, |config| {
+    TestServer::start_with(backend, test, |config| {
         config.homeservers.insert(
             "localhost".into(),
             Homeserver {
@@ -43,15 +48,14 @@ async fn server_with_synapse(
             },
         );
     })
-    .await?;
-    Some((server, synapse))
+    .await
 }
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}{:08x}", rand::random::<u32>())
 }
 
-/// Polls the client until `check` holds (up to 30 s); returns its last view.
+/// Polls the client until `check` holds (up to 60 s); returns its last view.
 async fn wait_for_client(
     server: &TestServer,
     token: &str,
@@ -60,7 +64,7 @@ async fn wait_for_client(
     check: impl Fn(&Value) -> bool,
 ) -> Value {
     let path = format!("/client/{id}");
-    for _ in 0..300 {
+    for _ in 0..600 {
         let (status, body) = server.get(&path, Some(token)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         if check(&body) {
@@ -581,4 +585,213 @@ async fn listing_and_unknown_clients(server: &TestServer) {
         StatusCode::UNAUTHORIZED,
         "auth_token_missing",
     );
+}
+
+/// maubot's bots stop after homeserver hiccups (#55, #74); ours notice (`sync_ok` false) and come
+/// back by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_recovers_when_the_homeserver_returns() {
+    let synapse = tokio::task::spawn_blocking(Synapse::start)
+        .await
+        .expect("join")
+        .expect("own synapse");
+    let server = server_for(Backend::Sqlite, "sync_recovers", &synapse)
+        .await
+        .expect("sqlite");
+    let token = server.root_token().await;
+    let bot = register_bot(&server, &token).await;
+    let id = bot["id"].as_str().expect("id").to_owned();
+    wait_for_client(&server, &token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
+
+    let synapse = tokio::task::spawn_blocking(move || {
+        synapse.stop();
+        synapse
+    })
+    .await
+    .expect("join");
+    wait_for_client(&server, &token, &id, "sync_ok false", |c| {
+        c["sync_ok"] == false
+    })
+    .await;
+    let synapse = tokio::task::spawn_blocking(move || synapse.resume().map(|()| synapse))
+        .await
+        .expect("join")
+        .expect("resume");
+    let view = wait_for_client(&server, &token, &id, "sync_ok again", |c| {
+        c["sync_ok"] == true
+    })
+    .await;
+    assert_eq!(view["enabled"], true);
+    assert_eq!(view["started"], true);
+    server.stop().await;
+    drop(synapse);
+}
+
+/// Encrypted rooms: the bot decrypts what a user sends, and what it sends is encrypted; its keys
+/// survive a restart of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_rooms_work_both_ways_and_across_restarts() {
+    use matrix_sdk::config::SyncSettings;
+    use matrix_sdk::ruma::api::client::room::create_room::v3::{
+        Request as CreateRoomRequest, RoomPreset,
+    };
+    use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
+    use matrix_sdk::ruma::events::room::message::{
+        OriginalSyncRoomMessageEvent, RoomMessageEventContent,
+    };
+    use matrix_sdk::ruma::events::{
+        AnySyncMessageLikeEvent, AnySyncTimelineEvent, InitialStateEvent,
+    };
+    use matrix_sdk::ruma::{OwnedUserId, assign};
+
+    let (server, synapse) = server_with_synapse(Backend::Sqlite, "e2ee")
+        .await
+        .expect("sqlite");
+    let token = server.root_token().await;
+    let bot = register_bot(&server, &token).await;
+    let bot_id = bot["id"].as_str().expect("id").to_owned();
+    wait_for_client(&server, &token, &bot_id, "sync_ok", |c| {
+        c["sync_ok"] == true
+    })
+    .await;
+
+    // The tester: a real matrix-sdk client with its own keys.
+    let tester_name = unique("tester");
+    synapse
+        .register(&tester_name, "tester-password", false)
+        .await
+        .expect("tester");
+    let tester = matrix_sdk::Client::builder()
+        .homeserver_url(synapse.base_url())
+        .build()
+        .await
+        .expect("client");
+    tester
+        .matrix_auth()
+        .login_username(&tester_name, "tester-password")
+        .send()
+        .await
+        .expect("login");
+    let quick = SyncSettings::default().timeout(Duration::from_millis(500));
+    tester.sync_once(quick.clone()).await.expect("sync");
+    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tester.add_event_handler(move |event: OriginalSyncRoomMessageEvent| {
+        let received_tx = received_tx.clone();
+        async move {
+            let _ = received_tx.send(event.content.body().to_owned());
+        }
+    });
+
+    let bot_user: OwnedUserId = bot_id.parse().expect("user id");
+    let request = assign!(CreateRoomRequest::new(), {
+        invite: vec![bot_user.clone()],
+        preset: Some(RoomPreset::PrivateChat),
+        initial_state: vec![
+            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
+        ],
+    });
+    let room = tester.create_room(request).await.expect("create room");
+    let mut joined = false;
+    for _ in 0..120 {
+        tester.sync_once(quick.clone()).await.expect("sync");
+        let member = room.get_member_no_sync(&bot_user).await.expect("member");
+        if member.is_some_and(|m| {
+            *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
+        }) {
+            joined = true;
+            break;
+        }
+    }
+    assert!(joined, "the bot did not join the encrypted room");
+
+    // Sends a text as the tester and waits for the bot's event stream to show it, decrypted.
+    async fn user_says(server: &TestServer, bot_id: &str, room: &matrix_sdk::Room, text: &str) {
+        let bot = server
+            .running
+            .state()
+            .clients
+            .get(bot_id)
+            .await
+            .expect("bot");
+        let mut events = bot.subscribe();
+        let sent = room
+            .send(RoomMessageEventContent::text_plain(text))
+            .await
+            .expect("send");
+        assert!(
+            sent.encryption_info.is_some(),
+            "the tester's message went out unencrypted"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let event = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the bot never saw `{text}` decrypted"))
+                .expect("event stream");
+            if let maubot_server::client::BotEvent::Timeline { event, .. } = event
+                && let Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
+                    message,
+                ))) = event.deserialize()
+                && message
+                    .as_original()
+                    .is_some_and(|m| m.content.body() == text)
+            {
+                return;
+            }
+        }
+    }
+    user_says(&server, &bot_id, &room, "secret hello").await;
+
+    // The bot answers; it goes out encrypted and the tester decrypts it.
+    let bot_client = server
+        .running
+        .state()
+        .clients
+        .get(&bot_id)
+        .await
+        .expect("bot")
+        .matrix()
+        .await
+        .expect("started");
+    let bot_room = bot_client
+        .get_room(room.room_id())
+        .expect("the bot knows the room");
+    let sent = bot_room
+        .send(RoomMessageEventContent::text_plain("pong"))
+        .await
+        .expect("bot send");
+    assert!(
+        sent.encryption_info.is_some(),
+        "the bot sent into an encrypted room unencrypted"
+    );
+    let mut got_pong = false;
+    for _ in 0..120 {
+        tester.sync_once(quick.clone()).await.expect("sync");
+        while let Ok(body) = received.try_recv() {
+            got_pong |= body == "pong";
+        }
+        if got_pong {
+            break;
+        }
+    }
+    assert!(got_pong, "the tester could not decrypt the bot's message");
+
+    // After a restart: same device keys, still decrypting.
+    let fingerprint = server
+        .get(&format!("/client/{bot_id}"), Some(&token))
+        .await
+        .1["fingerprint"]
+        .clone();
+    let server = server.restart().await;
+    let token = server.root_token().await;
+    let view = wait_for_client(&server, &token, &bot_id, "sync_ok after restart", |c| {
+        c["sync_ok"] == true
+    })
+    .await;
+    assert_eq!(
+        view["fingerprint"], fingerprint,
+        "the bot's keys changed across a restart"
+    );
+    user_says(&server, &bot_id, &room, "still secret").await;
+    server.stop().await;
 }

@@ -45,6 +45,7 @@ pub struct TestServer {
     pub running: Running,
     pub http: reqwest::Client,
     pub backend: Backend,
+    config: Config,
     _dir: tempfile::TempDir,
     _postgres: Option<TestPostgres>,
 }
@@ -77,12 +78,16 @@ impl TestServer {
              logging:\n  root: {{level: WARNING}}\n"
         );
         let mut config = config::parse(&yaml).expect("test config").config;
+        config.crypto_store_path = dir.path().join("crypto-stores").display().to_string();
         adjust(&mut config);
-        let running = maubot_server::start(config).await.expect("server starts");
+        let running = maubot_server::start(config.clone())
+            .await
+            .expect("server starts");
         Some(TestServer {
             running,
             http: reqwest::Client::new(),
             backend,
+            config,
             _dir: dir,
             _postgres: postgres,
         })
@@ -139,6 +144,31 @@ impl TestServer {
             request = request.bearer_auth(token);
         }
         decode(request.send().await.expect("request")).await
+    }
+
+    /// Stops the server and starts it again on the same config, database and directories (on a
+    /// new port).
+    pub async fn restart(self) -> TestServer {
+        let TestServer {
+            running,
+            http,
+            backend,
+            config,
+            _dir,
+            _postgres,
+        } = self;
+        running.shutdown().await.expect("clean shutdown");
+        let running = maubot_server::start(config.clone())
+            .await
+            .expect("server restarts");
+        TestServer {
+            running,
+            http,
+            backend,
+            config,
+            _dir,
+            _postgres,
+        }
     }
 
     pub async fn stop(self) {

@@ -34,6 +34,10 @@ pub struct Config {
     /// separate database URL of the same forms.
     pub crypto_database: CryptoDatabase,
 
+    /// Directory of the bots' end-to-end encryption keys and room state, one SQLite store per bot
+    /// (maubot-rs addition; `crypto_database` other than `default` is not supported yet).
+    pub crypto_store_path: String,
+
     /// Connection pool sizes for the main database.
     pub database_opts: DatabaseOpts,
 
@@ -83,6 +87,7 @@ impl Default for Config {
             database: DatabaseUrl::Sqlite("maubot.db".to_owned()),
             crypto_db_pickle_key: Secret::new("mau.crypto"),
             crypto_database: CryptoDatabase::Default,
+            crypto_store_path: "./crypto-stores".to_owned(),
             database_opts: DatabaseOpts::default(),
             plugin_directories: PluginDirectories::default(),
             plugin_databases: PluginDatabases::default(),
