@@ -7,6 +7,7 @@ mod client_auth;
 pub mod error;
 pub mod json;
 mod meta;
+mod proxy;
 pub mod session;
 
 use axum::Router;
@@ -22,20 +23,18 @@ pub const PREFIX: &str = "/_matrix/maubot/v1";
 /// front of everything.
 pub fn router(state: &AppState) -> Router<AppState> {
     let features = state.config.api_features;
+    let when =
+        |on: bool, router: fn() -> Router<AppState>| if on { router() } else { Router::new() };
     Router::new()
         .merge(meta::router())
         .merge(auth::router(features))
-        // maubot: enabling client_auth also registers the client routes.
-        .merge(if features.client || features.client_auth {
-            client::router()
-        } else {
-            Router::new()
-        })
-        .merge(if features.client_auth {
-            client_auth::router()
-        } else {
-            Router::new()
-        })
+        // As in maubot, enabling client_auth also registers the client routes.
+        .merge(when(
+            features.client || features.client_auth,
+            client::router,
+        ))
+        .merge(when(features.client_auth, client_auth::router))
+        .merge(when(features.client_proxy, proxy::router))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))

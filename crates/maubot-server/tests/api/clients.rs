@@ -103,6 +103,7 @@ with_synapse!(
     client_routes_refuse_bad_input,
     client_auth_routes_refuse_bad_input,
     delete_rules,
+    proxy_acts_as_the_bot,
 );
 on_both_databases!(listing_and_unknown_clients);
 
@@ -794,4 +795,74 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts() {
     );
     user_says(&server, &bot_id, &room, "still secret").await;
     server.stop().await;
+}
+
+async fn proxy_acts_as_the_bot(server: &TestServer, _: &Synapse) {
+    let token = server.root_token().await;
+    let bot = register_bot(server, &token).await;
+    let id = bot["id"].as_str().expect("id").to_owned();
+    let proxy = |path: &str| server.api(&format!("/proxy/{id}/{path}"));
+
+    // The homeserver sees the bot's token, not the admin's.
+    let (status, whoami) = server
+        .send(
+            server.http.get(proxy("_matrix/client/v3/account/whoami")),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{whoami}");
+    assert_eq!(whoami["user_id"], id.as_str());
+
+    // What the web UI does with avatars: upload, then show with ?access_token= in an <img>.
+    let image = b"\x89PNG\r\n\x1a\nnot really a picture".to_vec();
+    let upload = server
+        .http
+        .post(format!(
+            "{}?access_token={token}&filename=a.png",
+            proxy("_matrix/media/v3/upload")
+        ))
+        .header("Content-Type", "image/png")
+        .body(image.clone());
+    let (status, uploaded) = server.send(upload, None).await;
+    assert_eq!(status, StatusCode::OK, "{uploaded}");
+    let uri = uploaded["content_uri"].as_str().expect("content_uri");
+    let media = uri.strip_prefix("mxc://").expect("an mxc URI");
+    let download = format!(
+        "{}?access_token={token}",
+        proxy(&format!("_matrix/client/v1/media/download/{media}"))
+    );
+    let response = server.http.get(download).send().await.expect("download");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.bytes().await.expect("bytes").as_ref(),
+        image.as_slice()
+    );
+
+    assert_error(
+        &server
+            .get(
+                &format!("/proxy/{id}/_matrix/client/v3/account/whoami"),
+                None,
+            )
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "auth_token_missing",
+    );
+    assert_error(
+        &server
+            .get(
+                "/proxy/@nobody:localhost/_matrix/client/versions",
+                Some(&token),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "client_not_found",
+    );
+    assert_error(
+        &server
+            .get(&format!("/proxy/{id}/not_matrix/x"), Some(&token))
+            .await,
+        StatusCode::NOT_FOUND,
+        "resource_not_found",
+    );
 }
