@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
@@ -20,6 +21,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/client/{id}/clearcache",
             post(clear_cache).put(clear_cache),
+        )
+        .route("/client/{id}/verify", post(verify))
+        .route(
+            "/client/{id}/generate_recovery_key",
+            post(generate_recovery_key),
         )
 }
 
@@ -91,6 +97,47 @@ async fn clear_cache(
     Ok(Json(json!({ "success": true })))
 }
 
+#[derive(Debug, Deserialize)]
+struct VerifyRequest {
+    recovery_key: String,
+}
+
+/// `POST /_matrix/maubot/v1/client/{id}/verify`
+///
+/// Verifies the bot's device with the account's recovery key.
+async fn verify(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<Value>> {
+    let bot = state
+        .clients
+        .get(&id)
+        .await
+        .ok_or(ApiError::ClientNotFound)?;
+    bot.verify(&request.recovery_key).await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+/// `POST /_matrix/maubot/v1/client/{id}/generate_recovery_key`
+///
+/// Sets up cross-signing and recovery for an account without keys; 201 with the recovery key.
+async fn generate_recovery_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let bot = state
+        .clients
+        .get(&id)
+        .await
+        .ok_or(ApiError::ClientNotFound)?;
+    let recovery_key = bot.generate_recovery_key().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "success": true, "recovery_key": recovery_key })),
+    ))
+}
+
 impl From<client::Error> for ApiError {
     fn from(err: client::Error) -> Self {
         match err {
@@ -103,6 +150,8 @@ impl From<client::Error> for ApiError {
             client::Error::UserMismatch(user) => ApiError::MxidMismatch(user),
             client::Error::DeviceMismatch(device) => ApiError::DeviceIdMismatch(device),
             client::Error::InvalidRequest(message) => ApiError::InvalidBody(message),
+            client::Error::HasKeys => ApiError::ClientHasKeys,
+            client::Error::Crypto(message) => ApiError::InternalCrypto(message),
             err @ (client::Error::Db(_) | client::Error::Setup(_)) => ApiError::internal(err),
         }
     }

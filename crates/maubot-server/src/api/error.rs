@@ -64,6 +64,12 @@ pub enum ApiError {
         "The Matrix device ID of the client and the device ID of the access token don't match. Access token is for device {0}"
     )]
     DeviceIdMismatch(String),
+    /// `generate_recovery_key` for an account with cross-signing keys.
+    #[error("Client already has cross-signing keys")]
+    ClientHasKeys,
+    /// Cross-signing or recovery failed.
+    #[error("Internal crypto error: {0}")]
+    InternalCrypto(String),
     /// `homeservers` has no entry of that name.
     #[error("Registration target server not found")]
     ServerNotFound,
@@ -131,6 +137,8 @@ impl ApiError {
             Self::MxidMismatch(_) | Self::DeviceIdMismatch(_) => {
                 (StatusCode::BAD_REQUEST, "mxid_mismatch")
             }
+            Self::ClientHasKeys => (StatusCode::CONFLICT, "client_has_keys"),
+            Self::InternalCrypto(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_crypto_error"),
             Self::ServerNotFound => (StatusCode::NOT_FOUND, "server_not_found"),
             Self::RegistrationSecretNotFound => {
                 (StatusCode::NOT_FOUND, "registration_secret_not_found")

@@ -65,6 +65,7 @@ pub struct Bot {
     live: Arc<AtomicBool>,
     profile: Mutex<RemoteProfile>,
     fingerprint: Mutex<Option<String>>,
+    trust_state: Mutex<Option<String>>,
     events: broadcast::Sender<BotEvent>,
     db: Database,
     http: reqwest::Client,
@@ -99,6 +100,7 @@ impl Bot {
             live: Arc::new(AtomicBool::new(false)),
             profile: Mutex::new(RemoteProfile::default()),
             fingerprint: Mutex::new(None),
+            trust_state: Mutex::new(None),
             events,
             db,
             http,
@@ -165,7 +167,11 @@ impl Bot {
             remote_displayname: profile.displayname,
             remote_avatar_url: profile.avatar_url,
             instances: Vec::new(),
-            trust_state: None,
+            trust_state: self
+                .trust_state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 
@@ -199,6 +205,7 @@ impl Bot {
             *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) =
                 key.as_deref().map(fingerprint);
         }
+        self.refresh_trust_state(&client).await;
         self.apply_profile(&client, &record).await;
         if record.autojoin {
             client.add_event_handler(autojoin);
@@ -208,6 +215,33 @@ impl Bot {
         *running = Some(Running { client, sync });
         self.started.store(true, Ordering::SeqCst);
         tracing::info!(target: LOG, client = %record.id, "Client started");
+    }
+
+    async fn refresh_trust_state(&self, client: &Client) {
+        let state = super::crypto::trust_state(client).await;
+        *self.trust_state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    async fn running_client(&self) -> super::Result<Client> {
+        self.matrix()
+            .await
+            .ok_or_else(|| super::Error::Crypto("the client is not running".into()))
+    }
+
+    /// `POST /client/{id}/generate_recovery_key`: new cross-signing keys and their recovery key.
+    pub async fn generate_recovery_key(&self) -> super::Result<String> {
+        let client = self.running_client().await?;
+        let key = super::crypto::generate_recovery_key(&client).await?;
+        self.refresh_trust_state(&client).await;
+        Ok(key)
+    }
+
+    /// `POST /client/{id}/verify`: trusts this device through the account's recovery key.
+    pub async fn verify(&self, recovery_key: &str) -> super::Result<()> {
+        let client = self.running_client().await?;
+        super::crypto::verify(&client, recovery_key).await?;
+        self.refresh_trust_state(&client).await;
+        Ok(())
     }
 
     /// Stops syncing and drops the Matrix client.

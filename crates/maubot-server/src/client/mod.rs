@@ -2,6 +2,7 @@
 //! stops, creates, updates and deletes them.
 
 mod bot;
+mod crypto;
 mod manager;
 mod session;
 pub mod store;
@@ -43,6 +44,12 @@ pub enum Error {
     /// A field of the request is missing or malformed.
     #[error("{0}")]
     InvalidRequest(String),
+    /// `generate_recovery_key` for an account that already has cross-signing keys.
+    #[error("the account already has cross-signing keys")]
+    HasKeys,
+    /// Cross-signing or recovery failed, or the client has no running encryption.
+    #[error("{0}")]
+    Crypto(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] crate::db::DbError),

@@ -866,3 +866,71 @@ async fn proxy_acts_as_the_bot(server: &TestServer, _: &Synapse) {
         "resource_not_found",
     );
 }
+
+/// Cross-signing through the API: a recovery key is generated once, and verifies the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_key_generation_and_verification() {
+    let (server, _) = server_with_synapse(Backend::Sqlite, "recovery")
+        .await
+        .expect("sqlite");
+    let token = server.root_token().await;
+    let bot = register_bot(&server, &token).await;
+    let id = bot["id"].as_str().expect("id").to_owned();
+    wait_for_client(&server, &token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
+    assert_eq!(
+        bot["trust_state"],
+        Value::Null,
+        "a new device is unverified, which maubot shows as null"
+    );
+
+    let generate = format!("/client/{id}/generate_recovery_key");
+    let (status, body) = server.post_json(&generate, Some(&token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["success"], true);
+    let recovery_key = body["recovery_key"]
+        .as_str()
+        .expect("recovery_key")
+        .to_owned();
+    let (_, view) = server.get(&format!("/client/{id}"), Some(&token)).await;
+    assert_eq!(view["trust_state"], "cross-signed-trusted", "{view}");
+
+    assert_error(
+        &server.post_json(&generate, Some(&token), json!({})).await,
+        StatusCode::CONFLICT,
+        "client_has_keys",
+    );
+
+    let verify = format!("/client/{id}/verify");
+    let (status, body) = server
+        .post_json(
+            &verify,
+            Some(&token),
+            json!({ "recovery_key": recovery_key }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "success": true }));
+    let answer = server
+        .post_json(
+            &verify,
+            Some(&token),
+            json!({ "recovery_key": "EsT1 not a key" }),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_crypto_error",
+    );
+    let answer = server.post_json(&verify, Some(&token), json!({})).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request_body");
+    let answer = server
+        .post_json(
+            "/client/@nobody:localhost/verify",
+            Some(&token),
+            json!({ "recovery_key": "x" }),
+        )
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "client_not_found");
+    server.stop().await;
+}
