@@ -934,3 +934,27 @@ async fn recovery_key_generation_and_verification() {
     assert_error(&answer, StatusCode::NOT_FOUND, "client_not_found");
     server.stop().await;
 }
+
+/// A token revoked at the homeserver disables the client (with a log line), instead of retrying
+/// forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_disables_the_client() {
+    let (server, synapse) = server_with_synapse(Backend::Sqlite, "revoked")
+        .await
+        .expect("sqlite");
+    let token = server.root_token().await;
+    let bot = register_bot(&server, &token).await;
+    let id = bot["id"].as_str().expect("id").to_owned();
+    wait_for_client(&server, &token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/_matrix/client/v3/logout", synapse.base_url()))
+        .bearer_auth(bot["access_token"].as_str().expect("token"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(response.status(), StatusCode::OK);
+    let view = wait_for_client(&server, &token, &id, "disabled", |c| c["enabled"] == false).await;
+    assert_eq!(view["sync_ok"], false);
+    server.stop().await;
+}
