@@ -11,6 +11,7 @@ use matrix_sdk::ruma::OwnedRoomId;
 use matrix_sdk::ruma::api::client::filter::FilterDefinition;
 use matrix_sdk::ruma::events::AnySyncTimelineEvent;
 use matrix_sdk::ruma::events::room::member::{MembershipState, StrippedRoomMemberEvent};
+use matrix_sdk::ruma::events::room::tombstone::OriginalSyncRoomTombstoneEvent;
 use matrix_sdk::ruma::presence::PresenceState;
 use matrix_sdk::ruma::serde::Raw;
 use tokio::sync::broadcast;
@@ -210,6 +211,7 @@ impl Bot {
         if record.autojoin {
             client.add_event_handler(autojoin);
         }
+        client.add_event_handler(follow_tombstone);
         self.forward_events(&client);
         let sync = record.sync.then(|| self.spawn_sync(client.clone()));
         *running = Some(Running { client, sync });
@@ -429,6 +431,46 @@ async fn autojoin(event: StrippedRoomMemberEvent, room: Room, client: Client) {
                 tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
             }
         }
+    }
+}
+
+/// Follows a room upgrade: joins the replacement room (through the upgrader's server), then leaves
+/// it again unless the upgrader may invite there, so that nobody can pull the bot into a room by
+/// pointing a tombstone at it.
+async fn follow_tombstone(event: OriginalSyncRoomTombstoneEvent, room: Room, client: Client) {
+    let replacement = event.content.replacement_room.clone();
+    if client
+        .get_room(&replacement)
+        .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined)
+    {
+        return;
+    }
+    let via = vec![event.sender.server_name().to_owned()];
+    let new_room = match client
+        .join_room_by_id_or_alias(
+            <&matrix_sdk::ruma::RoomOrAliasId>::from(&*replacement),
+            &via,
+        )
+        .await
+    {
+        Ok(new_room) => new_room,
+        Err(err) => {
+            tracing::warn!(target: LOG, old = %room.room_id(), new = %replacement, error = %err, "could not follow a room upgrade");
+            return;
+        }
+    };
+    // The new room's state arrives with the next sync.
+    for _ in 0..30 {
+        if let Ok(levels) = new_room.power_levels().await {
+            if levels.for_user(&event.sender) < levels.invite {
+                tracing::warn!(target: LOG, new = %replacement, sender = %event.sender, "room upgrader may not invite there; leaving");
+                let _ = new_room.leave().await;
+            } else {
+                tracing::info!(target: LOG, old = %room.room_id(), new = %replacement, "followed a room upgrade");
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -958,3 +958,81 @@ async fn a_revoked_token_disables_the_client() {
     assert_eq!(view["sync_ok"], false);
     server.stop().await;
 }
+
+/// After a room upgrade by someone allowed to invite, the bot moves to the new room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_follows_room_upgrades() {
+    let (server, synapse) = server_with_synapse(Backend::Sqlite, "tombstone")
+        .await
+        .expect("sqlite");
+    let token = server.root_token().await;
+    let bot = register_bot(&server, &token).await;
+    let id = bot["id"].as_str().expect("id").to_owned();
+    let tester = synapse
+        .register(&unique("upgrader"), "pw", false)
+        .await
+        .expect("tester");
+    let http = reqwest::Client::new();
+    let hs = synapse.base_url();
+    let created: Value = http
+        .post(format!("{hs}/_matrix/client/v3/createRoom"))
+        .bearer_auth(&tester.access_token)
+        .json(&json!({ "invite": [id], "preset": "public_chat", "room_version": "10" }))
+        .send()
+        .await
+        .expect("createRoom")
+        .json()
+        .await
+        .expect("json");
+    let old_room = created["room_id"].as_str().expect("room_id").to_owned();
+    let is_member = |room: String| {
+        let http = http.clone();
+        let hs = hs.clone();
+        let token = tester.access_token.clone();
+        let id = id.clone();
+        async move {
+            for _ in 0..300 {
+                let members: Value = http
+                    .get(format!(
+                        "{hs}/_matrix/client/v3/rooms/{room}/joined_members"
+                    ))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("members")
+                    .json()
+                    .await
+                    .expect("json");
+                if members["joined"].get(&id).is_some() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(
+        is_member(old_room.clone()).await,
+        "the bot did not join the first room"
+    );
+
+    let upgraded: Value = http
+        .post(format!("{hs}/_matrix/client/v3/rooms/{old_room}/upgrade"))
+        .bearer_auth(&tester.access_token)
+        .json(&json!({ "new_version": "11" }))
+        .send()
+        .await
+        .expect("upgrade")
+        .json()
+        .await
+        .expect("json");
+    let new_room = upgraded["replacement_room"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{upgraded}"))
+        .to_owned();
+    assert!(
+        is_member(new_room).await,
+        "the bot did not follow the upgrade"
+    );
+    server.stop().await;
+}
