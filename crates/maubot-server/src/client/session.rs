@@ -1,7 +1,7 @@
 //! Building `matrix_sdk::Client`s for bots: the one place that decides how they store state.
 //!
-//! Each bot keeps one small SQLite store directory (state and crypto, low-memory settings) under
-//! the crypto store directory, and all bots share one HTTP client. A persistent state store is
+//! Each bot keeps one small SQLite store directory (state and crypto, low-memory settings; the
+//! event cache and media in memory) under `crypto_store_path`, and all bots share one HTTP client. A persistent state store is
 //! what lets a restart resume syncing where it stopped and know which rooms are encrypted before
 //! it has seen them again. A later issue moves all bots' state into the shared database.
 
@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use matrix_sdk::authentication::matrix::MatrixSession;
-use matrix_sdk::config::RequestConfig;
+use matrix_sdk::config::{RequestConfig, StoreConfig};
+use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::store::RoomLoadSettings;
-use matrix_sdk::{Client, SessionMeta, SessionTokens, SqliteStoreConfig};
+use matrix_sdk::{
+    Client, SessionMeta, SessionTokens, SqliteCryptoStore, SqliteStateStore, SqliteStoreConfig,
+};
 use maubot_types::secret::Secret;
 use serde::Deserialize;
 
@@ -26,6 +29,19 @@ pub struct StoreLocation {
 }
 
 impl StoreLocation {
+    /// The key that encrypts `user_id`'s store, derived from `crypto_db_pickle_key`. A key rather
+    /// than the passphrase itself: a passphrase goes through PBKDF2 at every start, which costs
+    /// each bot noticeable CPU time when hundreds start at once.
+    fn key_for(&self, user_id: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"maubot-rs bot store\0");
+        hasher.update(self.pickle_key.expose().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(user_id.as_bytes());
+        hasher.finalize().into()
+    }
+
     fn path_for(&self, user_id: &str) -> PathBuf {
         // User IDs contain `@` and `:`; keep file names portable.
         let name: String = user_id
@@ -123,14 +139,24 @@ async fn open(
     details: &AccessDetails,
 ) -> Result<Client, String> {
     std::fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let store = SqliteStoreConfig::with_low_memory_config(path)
-        .passphrase(Some(stores.pickle_key.expose()));
+    // State and crypto persist; the event cache and media stay in memory (fewer files per bot).
+    let sqlite =
+        SqliteStoreConfig::with_low_memory_config(path).key(Some(&stores.key_for(user_id)));
+    let state_store = SqliteStateStore::open_with_config(&sqlite)
+        .await
+        .map_err(|e| e.to_string())?;
+    let crypto_store = SqliteCryptoStore::open_with_config(&sqlite)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let store = StoreConfig::new(CrossProcessLockConfig::SingleProcess)
+        .state_store(state_store)
+        .crypto_store(crypto_store);
     let client = Client::builder()
         .homeserver_url(&details.homeserver)
         .http_client(http.clone())
         // Fail over to our own backoff instead of the SDK's long retries.
         .request_config(RequestConfig::new().retry_limit(2))
-        .sqlite_store_with_config_and_cache_path(store, None::<PathBuf>)
+        .store_config(store)
         .build()
         .await
         .map_err(|e| e.to_string())?;

@@ -263,6 +263,14 @@ async fn login_creates_then_updates_the_client(server: &TestServer, synapse: &Sy
         created["device_id"], updated["device_id"],
         "a new login is a new device"
     );
+    // The store held the first device's keys; the client resets them and runs on the new device.
+    let id = updated["id"].as_str().expect("id");
+    let view = wait_for_client(server, &token, id, "sync_ok on the new device", |c| {
+        c["sync_ok"] == true && c["started"] == true
+    })
+    .await;
+    assert_ne!(view["fingerprint"], created["fingerprint"], "{view}");
+    assert!(view["fingerprint"].is_string(), "{view}");
 }
 
 async fn client_routes_refuse_bad_input(server: &TestServer, synapse: &Synapse) {
