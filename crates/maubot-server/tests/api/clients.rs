@@ -846,6 +846,18 @@ async fn proxy_acts_as_the_bot(server: &TestServer, _: &Synapse) {
         image.as_slice()
     );
 
+    // ... and make it the bot's avatar.
+    let set_avatar = server
+        .http
+        .put(server.api(&format!("/client/{id}")))
+        .json(&json!({ "avatar_url": uri }));
+    let (status, body) = server.send(set_avatar, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for_client(server, &token, &id, "its avatar", |c| {
+        c["remote_avatar_url"] == uri
+    })
+    .await;
+
     assert_error(
         &server
             .get(
