@@ -12,6 +12,12 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, TestServer, assert_error, on_both_databases};
 
+/// A server for the shared test Synapse (see [`server_for`]); tests get the homeserver itself from
+/// [`Synapse::shared`], already started.
+pub(crate) async fn server_for_shared_synapse(backend: Backend, test: &str) -> Option<TestServer> {
+    Some(server_with_synapse(backend, test).await?.0)
+}
+
 /// A server for the shared test Synapse (see [`server_for`]).
 async fn server_with_synapse(
     backend: Backend,
@@ -75,28 +81,8 @@ async fn wait_for_client(
     panic!("client {id} never got {what}");
 }
 
-macro_rules! with_synapse {
-    ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some((server, synapse)) = super::server_with_synapse(crate::support::Backend::Sqlite, stringify!($test)).await {
-                    super::$test(&server, synapse).await;
-                    server.stop().await;
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some((server, synapse)) = super::server_with_synapse(crate::support::Backend::Postgres, stringify!($test)).await {
-                    super::$test(&server, synapse).await;
-                    server.stop().await;
-                }
-            }
-        }
-    )*};
-}
-
-with_synapse!(
+on_both_databases!(
+    start = crate::clients::server_for_shared_synapse;
     registered_bot_syncs_with_encryption,
     bot_joins_invites_and_sets_its_profile,
     login_creates_then_updates_the_client,
@@ -106,6 +92,14 @@ with_synapse!(
     proxy_acts_as_the_bot,
 );
 on_both_databases!(listing_and_unknown_clients);
+
+/// A bot registered through the API, once it syncs: its ID and its view.
+async fn syncing_bot(server: &TestServer, token: &str) -> (String, Value) {
+    let bot = register_bot(server, token).await;
+    let id = bot["id"].as_str().expect("id").to_owned();
+    wait_for_client(server, token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
+    (id, bot)
+}
 
 async fn register_bot(server: &TestServer, token: &str) -> Value {
     let username = unique("bot");
@@ -121,7 +115,7 @@ async fn register_bot(server: &TestServer, token: &str) -> Value {
     body
 }
 
-async fn registered_bot_syncs_with_encryption(server: &TestServer, _: &Synapse) {
+async fn registered_bot_syncs_with_encryption(server: &TestServer) {
     let token = server.root_token().await;
     let bot = register_bot(server, &token).await;
     assert_eq!(bot["enabled"], true);
@@ -151,7 +145,8 @@ async fn registered_bot_syncs_with_encryption(server: &TestServer, _: &Synapse) 
     );
 }
 
-async fn bot_joins_invites_and_sets_its_profile(server: &TestServer, synapse: &Synapse) {
+async fn bot_joins_invites_and_sets_its_profile(server: &TestServer) {
+    let synapse = Synapse::shared();
     let token = server.root_token().await;
     let bot = register_bot(server, &token).await;
     let id = bot["id"].as_str().expect("id").to_owned();
@@ -176,51 +171,80 @@ async fn bot_joins_invites_and_sets_its_profile(server: &TestServer, synapse: &S
         .register(&unique("tester"), "tester-password", false)
         .await
         .expect("tester");
-    let room_id = create_room(synapse, &tester, &id).await;
-    let joined_path = format!(
-        "{}/_matrix/client/v3/rooms/{room_id}/joined_members",
-        synapse.base_url()
+    let room_id = create_room(synapse, &tester, &id, "private_chat").await;
+    assert!(
+        joins(synapse, &tester, &room_id, &id).await,
+        "{id} did not join the room it was invited to"
     );
-    for _ in 0..300 {
-        let members: Value = reqwest::Client::new()
-            .get(&joined_path)
-            .bearer_auth(&tester.access_token)
-            .send()
-            .await
-            .expect("members")
-            .json()
-            .await
-            .expect("json");
-        if members["joined"].get(&id).is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{id} did not join the room it was invited to");
 }
 
-/// A room made by `tester`, with `invite` invited.
-async fn create_room(synapse: &Synapse, tester: &RegisteredUser, invite: &str) -> String {
-    let response: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/_matrix/client/v3/createRoom",
-            synapse.base_url()
-        ))
-        .bearer_auth(&tester.access_token)
-        .json(&json!({ "invite": [invite], "preset": "private_chat" }))
+/// A client-server API call to `synapse` as `token`; the answer's JSON.
+async fn matrix_call(
+    synapse: &Synapse,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
+    reqwest::Client::new()
+        .request(
+            method,
+            format!("{}/_matrix/client/v3/{path}", synapse.base_url()),
+        )
+        .bearer_auth(token)
+        .json(&body)
         .send()
         .await
-        .expect("createRoom")
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
         .json()
         .await
-        .expect("json");
-    response["room_id"]
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A room made by `tester` with `invite` invited; `preset` as in `createRoom`.
+async fn create_room(
+    synapse: &Synapse,
+    tester: &RegisteredUser,
+    invite: &str,
+    preset: &str,
+) -> String {
+    let body = json!({ "invite": [invite], "preset": preset, "room_version": "10" });
+    let created = matrix_call(
+        synapse,
+        &tester.access_token,
+        reqwest::Method::POST,
+        "createRoom",
+        body,
+    )
+    .await;
+    created["room_id"]
         .as_str()
-        .unwrap_or_else(|| panic!("{response}"))
+        .unwrap_or_else(|| panic!("{created}"))
         .to_owned()
 }
 
-async fn login_creates_then_updates_the_client(server: &TestServer, synapse: &Synapse) {
+/// Whether `user` joins `room` within 30 s, as `tester` sees it.
+async fn joins(synapse: &Synapse, tester: &RegisteredUser, room: &str, user: &str) -> bool {
+    for _ in 0..300 {
+        let path = format!("rooms/{room}/joined_members");
+        let members = matrix_call(
+            synapse,
+            &tester.access_token,
+            reqwest::Method::GET,
+            &path,
+            json!({}),
+        )
+        .await;
+        if members["joined"].get(user).is_some() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn login_creates_then_updates_the_client(server: &TestServer) {
+    let synapse = Synapse::shared();
     let token = server.root_token().await;
     let username = unique("login");
     synapse
@@ -273,7 +297,8 @@ async fn login_creates_then_updates_the_client(server: &TestServer, synapse: &Sy
     assert!(view["fingerprint"].is_string(), "{view}");
 }
 
-async fn client_routes_refuse_bad_input(server: &TestServer, synapse: &Synapse) {
+async fn client_routes_refuse_bad_input(server: &TestServer) {
+    let synapse = Synapse::shared();
     let token = server.root_token().await;
     let homeserver = synapse.base_url();
     let alice = synapse
@@ -413,7 +438,8 @@ async fn client_routes_refuse_bad_input(server: &TestServer, synapse: &Synapse) 
     );
 }
 
-async fn client_auth_routes_refuse_bad_input(server: &TestServer, synapse: &Synapse) {
+async fn client_auth_routes_refuse_bad_input(server: &TestServer) {
+    let synapse = Synapse::shared();
     let token = server.root_token().await;
     let (status, servers) = server.get("/client/auth/servers", Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
@@ -526,7 +552,8 @@ async fn client_auth_routes_refuse_bad_input(server: &TestServer, synapse: &Syna
     assert_error(&answer, StatusCode::NOT_IMPLEMENTED, "not_implemented");
 }
 
-async fn delete_rules(server: &TestServer, synapse: &Synapse) {
+async fn delete_rules(server: &TestServer) {
+    let synapse = Synapse::shared();
     let token = server.root_token().await;
     let user = synapse
         .register(&unique("del"), "pw", false)
@@ -608,9 +635,7 @@ async fn sync_recovers_when_the_homeserver_returns() {
         .await
         .expect("sqlite");
     let token = server.root_token().await;
-    let bot = register_bot(&server, &token).await;
-    let id = bot["id"].as_str().expect("id").to_owned();
-    wait_for_client(&server, &token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
+    let (id, _) = syncing_bot(&server, &token).await;
 
     let synapse = tokio::task::spawn_blocking(move || {
         synapse.stop();
@@ -657,12 +682,7 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts() {
         .await
         .expect("sqlite");
     let token = server.root_token().await;
-    let bot = register_bot(&server, &token).await;
-    let bot_id = bot["id"].as_str().expect("id").to_owned();
-    wait_for_client(&server, &token, &bot_id, "sync_ok", |c| {
-        c["sync_ok"] == true
-    })
-    .await;
+    let (bot_id, _) = syncing_bot(&server, &token).await;
 
     // The tester: a real matrix-sdk client with its own keys.
     let tester_name = unique("tester");
@@ -805,7 +825,7 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts() {
     server.stop().await;
 }
 
-async fn proxy_acts_as_the_bot(server: &TestServer, _: &Synapse) {
+async fn proxy_acts_as_the_bot(server: &TestServer) {
     let token = server.root_token().await;
     let bot = register_bot(server, &token).await;
     let id = bot["id"].as_str().expect("id").to_owned();
@@ -894,9 +914,7 @@ async fn recovery_key_generation_and_verification() {
         .await
         .expect("sqlite");
     let token = server.root_token().await;
-    let bot = register_bot(&server, &token).await;
-    let id = bot["id"].as_str().expect("id").to_owned();
-    wait_for_client(&server, &token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
+    let (id, bot) = syncing_bot(&server, &token).await;
     assert_eq!(
         bot["trust_state"],
         Value::Null,
@@ -963,20 +981,19 @@ async fn a_revoked_token_disables_the_client() {
         .await
         .expect("sqlite");
     let token = server.root_token().await;
-    let bot = register_bot(&server, &token).await;
-    let id = bot["id"].as_str().expect("id").to_owned();
-    wait_for_client(&server, &token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/_matrix/client/v3/logout", synapse.base_url()))
-        .bearer_auth(bot["access_token"].as_str().expect("token"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(response.status(), StatusCode::OK);
+    let (id, bot) = syncing_bot(&server, &token).await;
+    let bot_token = bot["access_token"].as_str().expect("token");
+    matrix_call(
+        synapse,
+        bot_token,
+        reqwest::Method::POST,
+        "logout",
+        json!({}),
+    )
+    .await;
     let view = wait_for_client(&server, &token, &id, "disabled", |c| c["enabled"] == false).await;
     assert_eq!(view["sync_ok"], false);
-    server.stop().await;
+    server.stop().await
 }
 
 /// After a room upgrade by someone allowed to invite, the bot moves to the new room.
@@ -992,67 +1009,28 @@ async fn bot_follows_room_upgrades() {
         .register(&unique("upgrader"), "pw", false)
         .await
         .expect("tester");
-    let http = reqwest::Client::new();
-    let hs = synapse.base_url();
-    let created: Value = http
-        .post(format!("{hs}/_matrix/client/v3/createRoom"))
-        .bearer_auth(&tester.access_token)
-        .json(&json!({ "invite": [id], "preset": "public_chat", "room_version": "10" }))
-        .send()
-        .await
-        .expect("createRoom")
-        .json()
-        .await
-        .expect("json");
-    let old_room = created["room_id"].as_str().expect("room_id").to_owned();
-    let is_member = |room: String| {
-        let http = http.clone();
-        let hs = hs.clone();
-        let token = tester.access_token.clone();
-        let id = id.clone();
-        async move {
-            for _ in 0..300 {
-                let members: Value = http
-                    .get(format!(
-                        "{hs}/_matrix/client/v3/rooms/{room}/joined_members"
-                    ))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .expect("members")
-                    .json()
-                    .await
-                    .expect("json");
-                if members["joined"].get(&id).is_some() {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            false
-        }
-    };
+    // Public, so that the replacement room can be joined without a new invite.
+    let old_room = create_room(synapse, &tester, &id, "public_chat").await;
     assert!(
-        is_member(old_room.clone()).await,
+        joins(synapse, &tester, &old_room, &id).await,
         "the bot did not join the first room"
     );
 
-    let upgraded: Value = http
-        .post(format!("{hs}/_matrix/client/v3/rooms/{old_room}/upgrade"))
-        .bearer_auth(&tester.access_token)
-        .json(&json!({ "new_version": "11" }))
-        .send()
-        .await
-        .expect("upgrade")
-        .json()
-        .await
-        .expect("json");
+    let path = format!("rooms/{old_room}/upgrade");
+    let upgraded = matrix_call(
+        synapse,
+        &tester.access_token,
+        reqwest::Method::POST,
+        &path,
+        json!({ "new_version": "11" }),
+    )
+    .await;
     let new_room = upgraded["replacement_room"]
         .as_str()
-        .unwrap_or_else(|| panic!("{upgraded}"))
-        .to_owned();
+        .unwrap_or_else(|| panic!("{upgraded}"));
     assert!(
-        is_member(new_room).await,
+        joins(synapse, &tester, new_room, &id).await,
         "the bot did not follow the upgrade"
     );
-    server.stop().await;
+    server.stop().await
 }

@@ -21,21 +21,30 @@ pub enum Backend {
 }
 
 /// Runs `$test(server)` once per database backend, as `$test::sqlite` and `$test::postgres`.
+/// `start = path;` names another way to start the server (same signature as
+/// [`TestServer::start`]).
 macro_rules! on_both_databases {
-    ($($test:ident),* $(,)?) => {$(
+    (start = $start:path; $($test:ident),* $(,)?) => {$(
         mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let server = $crate::support::TestServer::start($crate::support::Backend::Sqlite, stringify!($test)).await;
-                if let Some(server) = server { super::$test(&server).await; server.stop().await; }
+                if let Some(server) = $start($crate::support::Backend::Sqlite, stringify!($test)).await {
+                    super::$test(&server).await;
+                    server.stop().await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let server = $crate::support::TestServer::start($crate::support::Backend::Postgres, stringify!($test)).await;
-                if let Some(server) = server { super::$test(&server).await; server.stop().await; }
+                if let Some(server) = $start($crate::support::Backend::Postgres, stringify!($test)).await {
+                    super::$test(&server).await;
+                    server.stop().await;
+                }
             }
         }
     )*};
+    ($($test:ident),* $(,)?) => {
+        $crate::support::on_both_databases!(start = $crate::support::TestServer::start; $($test),*);
+    };
 }
 pub(crate) use on_both_databases;
 
