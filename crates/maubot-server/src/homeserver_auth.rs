@@ -83,13 +83,7 @@ pub async fn register(
     if let Some(user_type) = user_type {
         body["user_type"] = json!(user_type);
     }
-    let response = http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(HomeserverAuthError::Connection)?;
-    credentials(response).await
+    post_for_credentials(http, &url, &body).await
 }
 
 /// Password login with a new `maubot_XXXXXXXX` device, as maubot does.
@@ -128,16 +122,21 @@ pub async fn login(
         "device_id": new_device_id(),
         "initial_device_display_name": device_name,
     });
+    post_for_credentials(http, &url, &body).await
+}
+
+/// POSTs `body` and reads the homeserver's login answer (or its refusal).
+async fn post_for_credentials(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> Result<Credentials, HomeserverAuthError> {
     let response = http
-        .post(&url)
-        .json(&body)
+        .post(url)
+        .json(body)
         .send()
         .await
         .map_err(HomeserverAuthError::Connection)?;
-    credentials(response).await
-}
-
-async fn credentials(response: reqwest::Response) -> Result<Credentials, HomeserverAuthError> {
     let status = response.status().as_u16();
     let raw: Value = response.json().await.unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
