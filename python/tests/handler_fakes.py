@@ -47,16 +47,18 @@ class FakeEvent:
         self.replies: list[str] = []
         self.responses: list[str] = []
 
-    async def reply(self, content: Any, markdown: bool = True, allow_html: bool = False, **_: Any):
+    async def reply(self, content: Any, markdown: bool = True, **_: Any) -> str:
         self.replies.append(content)
         return "$reply"
 
-    async def respond(self, content: Any, markdown: bool = True, allow_html: bool = False, **_: Any):
+    async def respond(self, content: Any, markdown: bool = True, **_: Any) -> str:
         self.responses.append(content)
         return "$response"
 
 
-def message(body: str, *, msgtype: MessageType = MessageType.TEXT, sender: str = USER) -> FakeEvent:
+def message(
+    body: str, *, msgtype: MessageType = MessageType.TEXT, sender: str = USER
+) -> FakeEvent:
     return FakeEvent(TextMessageEventContent(msgtype=msgtype, body=body), sender=sender)
 
 

@@ -1,4 +1,4 @@
-"""maubot.handlers.command: dispatch, arguments, help texts and passive commands (reference §7.3)."""
+"""maubot.handlers.command: dispatch, arguments, help texts, passive commands (reference §7.3)."""
 
 from __future__ import annotations
 
@@ -144,7 +144,10 @@ class Names(Recorder):
     async def lam(self, evt) -> None:
         self.record("lam")
 
-    @command.new(name=lambda self: self.prefix + "2", aliases=lambda self, alias: alias == self.prefix + "3")
+    @command.new(
+        name=lambda self: self.prefix + "2",
+        aliases=lambda self, alias: alias == self.prefix + "3",
+    )
     async def with_self(self, evt) -> None:
         self.record("with-self")
 
@@ -439,7 +442,8 @@ class ArgumentTest(unittest.TestCase):
         self.assertIsInstance(arg, command.Argument)
         self.assertEqual(arg.match("one two"), (" two", "one"))
         self.assertEqual(command.argument("x", pass_raw=True).match("one two"), ("", "one two"))
-        self.assertEqual(command.argument("x", matches=r"o(n)e").match("one two"), (" two", ("n",)))
+        regex = command.argument("x", matches=r"o(n)e")
+        self.assertEqual(regex.match("one two"), (" two", ("n",)))
         self.assertEqual(command.argument("x", parser=int).match("1 2"), (" 2", 1))
         self.assertTrue(issubclass(command.ArgumentSyntaxError, ValueError))
 
@@ -507,7 +511,11 @@ class Rooms(Recorder):
         self.record("members", room_id=room_id)
 
 
-CALC_HELP = "**Usage:** !calc <subcommand> [...]\n\n* add <a> <b> - Add two numbers\n* mul <a> <b> - Multiply"
+CALC_HELP = (
+    "**Usage:** !calc <subcommand> [...]\n\n"
+    "* add <a> <b> - Add two numbers\n"
+    "* mul <a> <b> - Multiply"
+)
 
 
 class SubcommandTest(unittest.TestCase):
@@ -567,7 +575,8 @@ class SubcommandTest(unittest.TestCase):
     def test_usage_lists_subcommands(self) -> None:
         bot = Calc()
         self.assertEqual(
-            Calc.calc.usage(bot), "**Usage:** !calc <subcommand> [...]  \n**Subcommands:** add, mul"
+            Calc.calc.usage(bot),
+            "**Usage:** !calc <subcommand> [...]  \n**Subcommands:** add, mul",
         )
         self.assertEqual(bot.calc.__mb_full_help__, CALC_HELP)
 
@@ -641,7 +650,8 @@ class SubcommandTest(unittest.TestCase):
         evt = say(bot, "!room !abc:hs topic")
         self.assertEqual(bot.calls, [])
         self.assertEqual(
-            evt.replies, ["**Usage:** !room topic <subcommand> [...]\n\n* set <text> - Set the topic"]
+            evt.replies,
+            ["**Usage:** !room topic <subcommand> [...]\n\n* set <text> - Set the topic"],
         )
 
 
@@ -816,7 +826,8 @@ class BindingTest(unittest.TestCase):
             async def custom(self, evt) -> None:
                 self.record("custom")
 
-        self.assertEqual(Custom().custom.__mb_event_types__, {EventType.find("xyz.example.custom")})
+        custom = EventType.find("xyz.example.custom")
+        self.assertEqual(Custom().custom.__mb_event_types__, {custom})
 
 
 if __name__ == "__main__":

@@ -277,7 +277,7 @@ class _HandlerDescriptor:
         self.__wrapped__ = func
 
     @property
-    def _registers(self) -> bool:
+    def __mb_event_handler__(self) -> bool:
         return True
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -304,7 +304,7 @@ class BoundHandler:
 
     @property
     def __mb_event_handler__(self) -> bool:
-        return self._handler._registers
+        return self._handler.__mb_event_handler__
 
     @property
     def __mb_event_types__(self) -> set:
@@ -378,16 +378,12 @@ class CommandHandler(_HandlerDescriptor):
 
     @property
     def __mb_event_handler__(self) -> bool:
-        return self._registers
+        # Subcommands run through their top-level command, never on their own.
+        return self.parent is None
 
     @property
     def __mb_event_types__(self) -> set:
         return {self.event_type}
-
-    @property
-    def _registers(self) -> bool:
-        # Subcommands run through their top-level command, never on their own.
-        return self.parent is None
 
     def __repr__(self) -> str:
         name = self.name if isinstance(self.name, str) else getattr(self.func, "__name__", "?")
@@ -648,10 +644,6 @@ class PassiveCommandHandler(_HandlerDescriptor):
         self.func = func
         self.rules: list[_PassiveRule] = []
         self._copy_identity(func)
-
-    @property
-    def __mb_event_handler__(self) -> bool:
-        return True
 
     @property
     def __mb_event_types__(self) -> set:
