@@ -1,0 +1,12 @@
+"""maubot's plugin API for maubot-rs: a clean-room implementation on top of mautrix.
+
+Plugins written for maubot 0.6 import this package unmodified (`from maubot import Plugin,
+MessageEvent`, `from maubot.handlers import command, event, web`).
+"""
+
+from .__meta__ import __version__
+from .matrix import MaubotMatrixClient as Client, MaubotMessageEvent as MessageEvent
+from .plugin_base import Plugin
+from .plugin_server import PluginWebApp
+
+__all__ = ["__version__", "Client", "MessageEvent", "Plugin", "PluginWebApp"]
