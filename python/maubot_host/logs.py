@@ -1,0 +1,73 @@
+"""Log records go to the server as `log` notifications.
+
+Instance loggers (`maubot.instance.<id>` and their children) send everything from DEBUG up;
+every other logger (mautrix, aiohttp, asyncio, a plugin's own) sends WARNING and up.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from .rpc import Connection
+
+INSTANCE_LOGGER = "maubot.instance"
+
+
+def _level_name(levelno: int) -> str:
+    if levelno >= logging.CRITICAL:
+        return "CRITICAL"
+    if levelno >= logging.ERROR:
+        return "ERROR"
+    if levelno >= logging.WARNING:
+        return "WARNING"
+    if levelno >= logging.INFO:
+        return "INFO"
+    return "DEBUG"
+
+
+class RPCLogHandler(logging.Handler):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.conn = conn
+        self._emitting = threading.local()
+        self._fallback = logging.StreamHandler(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # A failure while sending must not log its way back here.
+        if getattr(self._emitting, "active", False):
+            return
+        self._emitting.active = True
+        try:
+            if self.conn.closed:
+                self._fallback.emit(record)
+                return
+            exception = None
+            if record.exc_info:
+                exception = logging.Formatter().formatException(record.exc_info)
+            elif record.exc_text:
+                exception = record.exc_text
+            self.conn.notify(
+                "log",
+                {
+                    "logger": record.name,
+                    "level": _level_name(record.levelno),
+                    "message": record.getMessage(),
+                    "exception": exception,
+                },
+            )
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._emitting.active = False
+
+
+def setup(conn: Connection) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(RPCLogHandler(conn))
+    root.setLevel(logging.WARNING)
+    logging.getLogger(INSTANCE_LOGGER).setLevel(logging.DEBUG)
+    logging.captureWarnings(True)
