@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod config;
+pub mod plugin;
 pub mod registration;
 pub mod secret;
 pub mod token;
