@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import traceback
 from typing import Any
 
@@ -105,7 +106,7 @@ class Instance:
             config=config,
             database=self.database,
             webapp=webapp,
-            webapp_url=URL(webapp_url) if webapp and webapp_url else None,
+            webapp_url=URL(webapp_url) if webapp is not None else None,
             loader=self.loader,
         )
         try:
@@ -193,7 +194,12 @@ class Instance:
 
 def _deserialize(raw: dict[str, Any]) -> Event:
     """As mautrix's sync does: state events as `StateEvent`, others by type, else generic."""
-    event_class = StateEvent if raw.get("state_key") is not None else Event
+    event_class = Event
+    if raw.get("state_key") is not None:
+        event_class = StateEvent
+        # Invites may come as stripped state; mautrix's sync fills these in too.
+        raw.setdefault("event_id", None)
+        raw.setdefault("origin_server_ts", int(time.time() * 1000))
     try:
         return event_class.deserialize(raw)
     except SerializerError as e:

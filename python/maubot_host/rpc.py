@@ -102,9 +102,13 @@ class Connection:
         while True:
             try:
                 line = await self._reader.readline()
-            except (ConnectionError, asyncio.LimitOverrunError, ValueError) as e:
+            except ConnectionError as e:
                 log.error(f"Reading from the server failed: {e}")
                 break
+            except ValueError as e:
+                # Longer than MAX_LINE: the reader dropped it; what follows is parsed afresh.
+                log.error(f"Dropped a message from the server: {e}")
+                continue
             if not line:
                 break
             try:
