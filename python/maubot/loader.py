@@ -224,6 +224,6 @@ class ZippedPluginLoader(BasePluginLoader):
             file = getattr(module, "__file__", None) or ""
             if file.startswith(prefix):
                 del sys.modules[name]
-        # zipimport caches directory listings by path; a new file at the same path needs a fresh one.
+        # zipimport caches directory listings by path: a new file at this path needs a fresh one.
         getattr(zipimport, "_zip_directory_cache", {}).pop(self.path, None)
         self.main_class = None

@@ -79,7 +79,9 @@ class MaubotMessageEvent(MessageEvent):
     disable_reply: bool
 
     def __init__(self, base: MessageEvent, client: MaubotMatrixClient) -> None:
-        super().__init__(**{field.name: getattr(base, field.name) for field in attr.fields(MessageEvent)})
+        super().__init__(
+            **{field.name: getattr(base, field.name) for field in attr.fields(MessageEvent)}
+        )
         unrecognized = getattr(base, "unrecognized_", None)
         if unrecognized:
             self.unrecognized_ = dict(unrecognized)

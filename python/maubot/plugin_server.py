@@ -11,7 +11,7 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 class PluginWebApp(web.UrlDispatcher):
-    """An aiohttp router (`add_route`, `add_get`, ... with aiohttp path templates) plus middlewares.
+    """An aiohttp router (`add_route`, `add_get`, ..., aiohttp path templates) plus middlewares.
 
     Routes are added at instance start (`@web.get(...)` handlers) and cleared at stop.
     """

@@ -63,10 +63,14 @@ class HostedMatrixClient(MaubotMatrixClient):
             awaited = len(collected)
             await asyncio.gather(*batch, return_exceptions=True)
 
-    async def _download(self, url: ContentURI, kind: Literal["download", "thumbnail"], query: dict[str, Any]) -> bytes:
+    async def _download(
+        self, url: ContentURI, kind: Literal["download", "thumbnail"], query: dict[str, Any]
+    ) -> bytes:
         authenticated = (await self.versions()).supports(SpecVersions.V111)
         full_url = self.api.get_download_url(url, download_type=kind, authenticated=authenticated)
-        response = await self.api.send_rpc(Method.GET, full_url, None, {"allow_redirect": "true", **query})
+        response = await self.api.send_rpc(
+            Method.GET, full_url, None, {"allow_redirect": "true", **query}
+        )
         if not response.ok:
             raise response.error()
         if response.raw is None:

@@ -97,24 +97,25 @@ class Instance:
 
         webapp_url = params.get("webapp_url")
         webapp = PluginWebApp() if meta.webapp and webapp_url else None
-        self.plugin = cls(
-            client=self.client,
-            loop=asyncio.get_running_loop(),
-            http=self.http,
-            instance_id=self.id,
-            log=self.log,
-            config=config,
-            database=self.database,
-            webapp=webapp,
-            webapp_url=URL(webapp_url) if webapp is not None else None,
-            loader=self.loader,
-        )
         try:
+            self.plugin = cls(
+                client=self.client,
+                loop=asyncio.get_running_loop(),
+                http=self.http,
+                instance_id=self.id,
+                log=self.log,
+                config=config,
+                database=self.database,
+                webapp=webapp,
+                webapp_url=URL(webapp_url) if webapp is not None else None,
+                loader=self.loader,
+            )
             await self.plugin.internal_start()
         except Exception as e:
             self.log.exception("Failed to start instance")
-            self.plugin._unregister_all()
-            self.plugin = None
+            if self.plugin is not None:
+                self.plugin._unregister_all()
+                self.plugin = None
             raise RPCError(
                 f"Failed to start instance: {type(e).__name__}: {e}", traceback.format_exc()
             ) from e
@@ -131,7 +132,11 @@ class Instance:
             raise RPCError("The plugin needs a database, but the server gave none")
         url = URL(params["url"])
         # asyncpg's "internal client error" would otherwise exit the whole worker.
-        db_args = {"meow_exit_on_ice": False} if url.scheme.startswith(("postgres", "cockroach")) else None
+        db_args = (
+            {"meow_exit_on_ice": False}
+            if url.scheme.startswith(("postgres", "cockroach"))
+            else None
+        )
         try:
             database = Database.create(
                 url,

@@ -41,7 +41,9 @@ class RPCResponse:
         self.reason = ""
         self.body = body
         self.raw = raw
-        self.content_type = content_type or (JSON_TYPE if raw is None else "application/octet-stream")
+        self.content_type = content_type or (
+            JSON_TYPE if raw is None else "application/octet-stream"
+        )
         self.headers = CIMultiDictProxy(CIMultiDict({"Content-Type": self.content_type}))
 
     @property
@@ -139,7 +141,9 @@ class RPCHTTPAPI(HTTPAPI):
             "instance_id": self.instance_id,
             "method": str(method),
             "path": self._relative_path(url),
-            "query": {k: _query_value(v) for k, v in (query_params or {}).items() if v is not None},
+            "query": {
+                k: _query_value(v) for k, v in (query_params or {}).items() if v is not None
+            },
             "body": body,
             "body_base64": body_base64,
             "content_type": content_type,

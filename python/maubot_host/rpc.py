@@ -23,7 +23,7 @@ RequestHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class RPCError(Exception):
-    """A request the worker answers with `error`: `message` is for people, `details` a traceback."""
+    """An `error` answer: `message` is for people, `details` a traceback."""
 
     def __init__(self, message: str, details: str | None = None) -> None:
         super().__init__(message)
@@ -155,7 +155,10 @@ class Connection:
         except Exception as e:
             response = {
                 "id": message_id,
-                "error": {"message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()},
+                "error": {
+                    "message": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc(),
+                },
             }
         except asyncio.CancelledError:
             self._write({"id": message_id, "error": {"message": "Cancelled", "traceback": None}})

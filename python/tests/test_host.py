@@ -1,6 +1,7 @@
 """Black-box tests of the worker: this test plays the server on the other end of the socket.
 
-Run: cd /work/main && PYTHONPATH=python <venv>/bin/python -m unittest discover -s python/tests -t python
+Run from the repository root:
+    PYTHONPATH=python <venv>/bin/python -m unittest discover -s python/tests -t python
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ BOT = "@bot:example.org"
 CLIENT = {"user_id": BOT, "device_id": "DEVICE", "homeserver": "https://hs.example.org"}
 
 PING_PLUGIN = {
-    "mbhost_test_ping.py": '''
+    "mbhost_test_ping.py": """
         from mautrix.client import InternalEventType
         from mautrix.errors import MatrixRequestError
         from mautrix.types import EventType
@@ -67,7 +68,7 @@ PING_PLUGIN = {
             @event.on(InternalEventType.JOIN)
             async def joined(self, evt) -> None:
                 await self.client.send_notice(evt.room_id, f"Welcome {evt.state_key}")
-        ''',
+        """,
     "base-config.yaml": """
         # What !ping answers
         greeting: pong
@@ -176,7 +177,9 @@ class FakeServer:
         found = [record for record in self.logs if predicate(record)]
         if found:
             return found[0]
-        return self.wait_for(lambda m: m.get("method") == "log" and predicate(m["params"]))["params"]
+        return self.wait_for(lambda m: m.get("method") == "log" and predicate(m["params"]))[
+            "params"
+        ]
 
     def response(self, request_id: int, timeout: float = TIMEOUT) -> dict[str, Any]:
         return self.wait_for(
@@ -268,7 +271,9 @@ class ProtocolTest(WorkerTest):
         self.assertEqual(self.server.call("ping", {}), {})
 
     def test_unknown_method_is_an_error(self) -> None:
-        self.assertEqual(self.server.error("frobnicate", {})["message"], "Unknown method frobnicate")
+        self.assertEqual(
+            self.server.error("frobnicate", {})["message"], "Unknown method frobnicate"
+        )
 
     def test_exits_on_eof(self) -> None:
         self.start_ping()
@@ -283,7 +288,12 @@ class LoadTest(WorkerTest):
         return response["error"]["message"]
 
     def test_missing_dependency(self) -> None:
-        meta = {"id": "t.dep", "version": "1.0", "modules": ["mbhost_test_dep"], "main_class": "Bot"}
+        meta = {
+            "id": "t.dep",
+            "version": "1.0",
+            "modules": ["mbhost_test_dep"],
+            "main_class": "Bot",
+        }
         files = {"mbhost_test_dep.py": "import mbhost_no_such_dependency\n"}
         self.assertEqual(
             self.load_error("dep", files, meta),
@@ -292,19 +302,34 @@ class LoadTest(WorkerTest):
         )
 
     def test_module_not_in_file(self) -> None:
-        meta = {"id": "t.mod", "version": "1.0", "modules": ["mbhost_test_absent"], "main_class": "Bot"}
+        meta = {
+            "id": "t.mod",
+            "version": "1.0",
+            "modules": ["mbhost_test_absent"],
+            "main_class": "Bot",
+        }
         self.assertEqual(
             self.load_error("mod", {"other.py": ""}, meta),
             "Module mbhost_test_absent not found in file",
         )
 
     def test_main_class_not_found(self) -> None:
-        meta = {"id": "t.cls", "version": "1.0", "modules": ["mbhost_test_cls"], "main_class": "Bot"}
+        meta = {
+            "id": "t.cls",
+            "version": "1.0",
+            "modules": ["mbhost_test_cls"],
+            "main_class": "Bot",
+        }
         files = {"mbhost_test_cls.py": "class Other:\n    pass\n"}
         self.assertEqual(self.load_error("cls", files, meta), "Main class Bot of plugin not found")
 
     def test_main_class_not_a_plugin(self) -> None:
-        meta = {"id": "t.sub", "version": "1.0", "modules": ["mbhost_test_sub"], "main_class": "Bot"}
+        meta = {
+            "id": "t.sub",
+            "version": "1.0",
+            "modules": ["mbhost_test_sub"],
+            "main_class": "Bot",
+        }
         files = {"mbhost_test_sub.py": "class Bot:\n    pass\n"}
         self.assertEqual(
             self.load_error("sub", files, meta),
@@ -320,7 +345,7 @@ class LoadTest(WorkerTest):
         }
         files = {
             "mbhost_test_pkg/__init__.py": "from .bot import Bot\n",
-            "mbhost_test_pkg/bot.py": "from maubot import Plugin\n\nclass Bot(Plugin):\n    pass\n",
+            "mbhost_test_pkg/bot.py": "from maubot import Plugin\nclass Bot(Plugin):\n    pass\n",
             "mbhost_test_helper.py": "",
         }
         self.assertEqual(self.load("pkg", files, meta)["result"], {})
@@ -369,7 +394,9 @@ class InstanceTest(WorkerTest):
         self.assertIsNone(request["params"]["body"])
         self.server.answer(request, 403, {"errcode": "M_FORBIDDEN", "error": "no"})
         reply = self.server.matrix_request()
-        self.assertEqual(reply["params"]["body"], {"msgtype": "m.notice", "body": "MForbidden M_FORBIDDEN"})
+        self.assertEqual(
+            reply["params"]["body"], {"msgtype": "m.notice", "body": "MForbidden M_FORBIDDEN"}
+        )
         self.server.answer(reply, 200, {"event_id": "$r"})
         self.assertIn("result", self.server.response(event_request))
 
@@ -396,7 +423,9 @@ class InstanceTest(WorkerTest):
         result = self.start_ping()
         self.assertEqual(result["base_config"], "# What !ping answers\ngreeting: pong\n")
         saved = self.server.notification("config_save")["params"]
-        self.assertEqual(saved, {"instance_id": "ping1", "config": "# What !ping answers\ngreeting: hi\n"})
+        self.assertEqual(
+            saved, {"instance_id": "ping1", "config": "# What !ping answers\ngreeting: hi\n"}
+        )
         started = self.server.log_record(lambda r: r["message"] == "Started with greeting hi")
         self.assertEqual(started["logger"], "maubot.instance.ping1")
         self.assertEqual(started["level"], "INFO")
@@ -426,13 +455,20 @@ class InstanceTest(WorkerTest):
     def test_stop_then_events_are_refused(self) -> None:
         self.start_ping()
         self.assertEqual(self.server.call("stop", {"instance_id": "ping1"}), {})
-        error = self.server.error("event", {"instance_id": "ping1", "event": message_event("!ping")})
+        error = self.server.error(
+            "event", {"instance_id": "ping1", "event": message_event("!ping")}
+        )
         self.assertEqual(error["message"], "Instance ping1 is not running")
         # The instance can start again.
         self.assertIn("result", self.start("ping1", "greeting: again\n"))
 
     def test_failing_start_is_an_error(self) -> None:
-        meta = {"id": "t.fail", "version": "1.0", "modules": ["mbhost_test_fail"], "main_class": "Bot"}
+        meta = {
+            "id": "t.fail",
+            "version": "1.0",
+            "modules": ["mbhost_test_fail"],
+            "main_class": "Bot",
+        }
         files = {
             "mbhost_test_fail.py": """
                 from maubot import Plugin
@@ -459,7 +495,9 @@ class InstanceTest(WorkerTest):
             "main_class": "Bot",
             "database": True,
         }
-        files = {"mbhost_test_sqla.py": "from maubot import Plugin\n\nclass Bot(Plugin):\n    pass\n"}
+        files = {
+            "mbhost_test_sqla.py": "from maubot import Plugin\n\nclass Bot(Plugin):\n    pass\n"
+        }
         self.assertIn("result", self.load("sqla", files, meta))
         response = self.start("sqla1", database={"url": f"sqlite:{self.tmp.name}/sqla1.db"})
         self.assertIn("legacy SQLAlchemy database", response["error"]["message"])

@@ -1,4 +1,4 @@
-"""`MaubotMessageEvent` helpers and `MaubotMatrixClient`, with Matrix requests captured at the RPC."""
+"""`MaubotMessageEvent` helpers and `MaubotMatrixClient`; Matrix requests captured at the RPC."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ class MessageEventTest(unittest.IsolatedAsyncioTestCase):
         request = self.rpc.requests[-1]
         self.assertEqual(request["method"], "PUT")
         self.assertTrue(
-            request["path"].startswith(f"/_matrix/client/v3/rooms/{ROOM_PATH}/send/m.room.message/"),
+            request["path"].startswith(
+                f"/_matrix/client/v3/rooms/{ROOM_PATH}/send/m.room.message/"
+            ),
             request["path"],
         )
         return request["body"]
@@ -86,7 +88,9 @@ class MessageEventTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.sent()["formatted_body"], "<p><b>x</b></p>\n")
 
     async def test_respond_html_without_markdown_is_used_as_is(self) -> None:
-        await self.evt.respond('<b>x</b> <a href="https://e.org">e</a>', markdown=False, allow_html=True)
+        await self.evt.respond(
+            '<b>x</b> <a href="https://e.org">e</a>', markdown=False, allow_html=True
+        )
         body = self.sent()
         self.assertEqual(body["formatted_body"], '<b>x</b> <a href="https://e.org">e</a>')
         self.assertEqual(body["body"], "**x** e (https://e.org)")
@@ -190,7 +194,9 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(body["formatted_body"], "<p><strong>a</strong></p>\n")
         await self.client.send_markdown(ROOM, "<b>a</b>", render_markdown=False)
         body = self.rpc.requests[-1]["body"]
-        self.assertEqual((body["body"], body["formatted_body"]), ("<b>a</b>", "&lt;b&gt;a&lt;/b&gt;"))
+        self.assertEqual(
+            (body["body"], body["formatted_body"]), ("<b>a</b>", "&lt;b&gt;a&lt;/b&gt;")
+        )
 
     async def test_get_event_wraps_messages(self) -> None:
         self.rpc.results.append(
@@ -209,7 +215,9 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
         evt = await self.client.get_event(ROOM, "$m")
         self.assertIsInstance(evt, MaubotMessageEvent)
         self.assertIs(evt.client, self.client)
-        self.assertEqual(self.rpc.requests[-1]["path"], f"/_matrix/client/v3/rooms/{ROOM_PATH}/event/%24m")
+        self.assertEqual(
+            self.rpc.requests[-1]["path"], f"/_matrix/client/v3/rooms/{ROOM_PATH}/event/%24m"
+        )
         self.rpc.results.append(
             {
                 "status": 200,
@@ -227,7 +235,9 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertIsInstance(await self.client.get_event(ROOM, "$t"), StateEvent)
 
     async def test_errors_are_mautrix_errors(self) -> None:
-        self.rpc.results.append({"status": 404, "body": {"errcode": "M_NOT_FOUND", "error": "nope"}})
+        self.rpc.results.append(
+            {"status": 404, "body": {"errcode": "M_NOT_FOUND", "error": "nope"}}
+        )
         with self.assertRaises(MNotFound):
             await self.client.get_event(ROOM, "$gone")
 
@@ -240,7 +250,9 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
             (upload["method"], upload["path"], upload["query"]),
             ("POST", "/_matrix/media/v3/upload", {"filename": "a.png"}),
         )
-        self.assertEqual((upload["body_base64"], upload["content_type"]), ("iVBORw==", "image/png"))
+        self.assertEqual(
+            (upload["body_base64"], upload["content_type"]), ("iVBORw==", "image/png")
+        )
         self.assertIsNone(upload["body"])
 
         self.rpc.results.append({"status": 200, "body": {"versions": ["v1.11"]}})

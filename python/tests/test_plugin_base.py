@@ -73,7 +73,11 @@ def make_bot(webapp: PluginWebApp | None) -> Bot:
         config=None,
         database=None,
         webapp=webapp,
-        webapp_url="https://maubot.example.org/_matrix/maubot/plugin/bot1/" if webapp is not None else None,
+        webapp_url=(
+            "https://maubot.example.org/_matrix/maubot/plugin/bot1/"
+            if webapp is not None
+            else None
+        ),
         loader=None,
     )
 
@@ -96,7 +100,9 @@ class PluginTest(unittest.IsolatedAsyncioTestCase):
     async def test_web_handlers_become_routes(self) -> None:
         webapp = PluginWebApp()
         bot = make_bot(webapp)
-        self.assertEqual(str(bot.webapp_url), "https://maubot.example.org/_matrix/maubot/plugin/bot1/")
+        self.assertEqual(
+            str(bot.webapp_url), "https://maubot.example.org/_matrix/maubot/plugin/bot1/"
+        )
         await bot.internal_start()
         response = await webapp.handle(make_mocked_request("GET", "/hello/world"))
         self.assertEqual(response.text, "hello world")
@@ -173,16 +179,26 @@ class LoaderFilesTest(unittest.IsolatedAsyncioTestCase):
             loader = ZippedPluginLoader(path, meta)
             self.assertEqual(loader.source, path)
             self.assertEqual(
-                sorted(await loader.list_files("templates")), ["templates/a.html", "templates/b.html"]
+                sorted(await loader.list_files("templates")),
+                ["templates/a.html", "templates/b.html"],
             )
-            self.assertEqual(loader.sync_list_files("templates/"), loader.sync_list_files("templates"))
+            self.assertEqual(
+                loader.sync_list_files("templates/"), loader.sync_list_files("templates")
+            )
             self.assertEqual(await loader.read_file("templates/sub/c.html"), b"C")
             with self.assertRaises(KeyError):
                 loader.sync_read_file("missing.txt")
 
     def test_meta_defaults(self) -> None:
         meta = PluginMeta(
-            {"id": "p", "version": "1.0", "modules": ["p"], "main_class": "P", "license": None, "x": 1}
+            {
+                "id": "p",
+                "version": "1.0",
+                "modules": ["p"],
+                "main_class": "P",
+                "license": None,
+                "x": 1,
+            }
         )
         self.assertEqual(str(meta.version), "1.0")
         self.assertEqual(meta.database_type.value, "sqlalchemy")
