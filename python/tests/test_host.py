@@ -487,6 +487,36 @@ class InstanceTest(WorkerTest):
         error = self.server.error("event", {"instance_id": "fail1", "event": message_event("!x")})
         self.assertEqual(error["message"], "Instance fail1 is not running")
 
+    def test_webapp_plugins_get_their_url(self) -> None:
+        # Regression: an empty PluginWebApp is falsy (an aiohttp router has a length), and
+        # `if webapp` once left webapp_url None for every web app plugin.
+        meta = {
+            "id": "t.web",
+            "version": "1.0",
+            "modules": ["mbhost_test_web"],
+            "main_class": "Bot",
+            "webapp": True,
+        }
+        files = {
+            "mbhost_test_web.py": """
+                from maubot import Plugin
+
+                class Bot(Plugin):
+                    async def start(self):
+                        self.log.info(f"web app at {self.webapp_url}")
+                """
+        }
+        self.assertIn("result", self.load("web", files, meta))
+        url = "https://maubot.example.org/_matrix/maubot/plugin/web1/"
+        response = self.server.response(
+            self.server.request(
+                "start",
+                {"instance_id": "web1", "client": CLIENT, "config": "", "webapp_url": url},
+            )
+        )
+        self.assertIn("result", response)
+        self.server.log_record(lambda r: r["message"] == f"web app at {url}")
+
     def test_legacy_sqlalchemy_database_is_refused(self) -> None:
         meta = {
             "id": "t.sqla",
