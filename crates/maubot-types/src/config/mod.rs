@@ -64,6 +64,9 @@ pub struct Config {
     /// Parts of the management API to enable. A disabled part's routes do not exist.
     pub api_features: ApiFeatures,
 
+    /// The Python plugin host that runs maubot's Python plugins (maubot-rs addition).
+    pub python_host: PythonHost,
+
     /// Log levels, in the form of Python's logging dictConfig (as maubot reads it): the levels of
     /// `root` and of `loggers.<name>` are honoured (names are prefixes: `maubot`,
     /// `maubot.client`, `mau`, ...). Formatters and handlers are accepted and ignored: maubot-rs
@@ -95,6 +98,7 @@ impl Default for Config {
             homeservers,
             admins,
             api_features: ApiFeatures::default(),
+            python_host: PythonHost::default(),
             logging: LoggingConfig::default(),
         }
     }
@@ -372,6 +376,37 @@ impl JsonSchema for AdminPassword {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({ "type": "string" })
+    }
+}
+
+/// `python_host` (maubot-rs addition): each Python plugin runs in its own worker process, in a
+/// Python environment the server prepares itself.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct PythonHost {
+    /// The Python interpreter (3.10 or newer) that creates the environment.
+    pub interpreter: String,
+    /// Directory of the environment (a venv with maubot-rs's `maubot` package and `mautrix`),
+    /// created and updated on first need.
+    pub venv: String,
+    /// Seconds a plugin's `start()` may take before its worker is restarted and the instance
+    /// reported failed.
+    pub start_timeout: f64,
+    /// Seconds between liveness checks of each worker.
+    pub ping_interval: f64,
+    /// Seconds a worker may take to answer a liveness check before it is killed and restarted.
+    pub ping_timeout: f64,
+}
+
+impl Default for PythonHost {
+    fn default() -> Self {
+        Self {
+            interpreter: "python3".to_owned(),
+            venv: "./python-env".to_owned(),
+            start_timeout: 60.0,
+            ping_interval: 10.0,
+            ping_timeout: 10.0,
+        }
     }
 }
 
