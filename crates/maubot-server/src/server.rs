@@ -13,6 +13,8 @@ use crate::auth::Authenticator;
 use crate::client::{ClientManager, StoreLocation};
 use crate::db::Database;
 use crate::http::app;
+use crate::plugins::PluginHost;
+use crate::runtime::python::PythonRuntime;
 use crate::state::AppState;
 
 const LOG: &str = "maubot.server";
@@ -45,6 +47,7 @@ impl Running {
             .await
             .context("the HTTP server task failed")?
             .context("the HTTP server failed")?;
+        self.state.plugins.stop_all().await;
         self.state.clients.stop_all().await;
         self.state.db.close().await;
         tracing::info!(target: LOG, "Everything stopped, shutting down");
@@ -74,11 +77,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let clients = ClientManager::load(db.clone(), crypto_stores(&config)).await?;
     clients.start_all().await;
 
+    let runtime = Arc::new(PythonRuntime::new(config.python_host.clone()));
+    let plugins = PluginHost::load(
+        Arc::clone(&config),
+        db.clone(),
+        Arc::clone(&clients),
+        runtime,
+    )
+    .await
+    .context("loading plugins and instances")?;
+    plugins.start_all();
+
     let state = AppState {
         config: Arc::clone(&config),
         db,
         auth: Arc::new(auth),
         clients,
+        plugins,
     };
     let bind = (config.server.hostname.as_str(), config.server.port);
     let listener = TcpListener::bind(bind)

@@ -7,6 +7,7 @@ use maubot_types::config::Config;
 use crate::auth::Authenticator;
 use crate::client::ClientManager;
 use crate::db::Database;
+use crate::plugins::PluginHost;
 
 /// The server's shared state: configuration, database and the managers that later issues add.
 #[derive(Debug, Clone)]
@@ -15,4 +16,5 @@ pub struct AppState {
     pub db: Database,
     pub auth: Arc<Authenticator>,
     pub clients: Arc<ClientManager>,
+    pub plugins: Arc<PluginHost>,
 }

@@ -14,3 +14,21 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// The Python environment the servers under test share for the Python plugin host (the server
+/// prepares it itself on first need; sharing it means that happens once per clone).
+/// `PYTHON_HOST_TEST_VENV` overrides the place.
+pub fn python_host_venv() -> std::path::PathBuf {
+    match std::env::var_os("PYTHON_HOST_TEST_VENV") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => target_dir().join("python-host-venv"),
+    }
+}
+
+/// The workspace's target directory.
+pub(crate) fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    }
+}

@@ -273,7 +273,7 @@ fn venv() -> anyhow::Result<PathBuf> {
     }
     let dir = match std::env::var_os("SYNAPSE_TEST_VENV") {
         Some(dir) => PathBuf::from(dir),
-        None => target_dir().join("synapse-venv"),
+        None => crate::target_dir().join("synapse-venv"),
     };
     let marker = dir.join(format!(".installed-matrix-synapse-{SYNAPSE_VERSION}"));
     if !marker.exists() {
@@ -319,13 +319,6 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-    }
 }
 
 fn write_config(dir: &Path, port: u16) -> anyhow::Result<()> {

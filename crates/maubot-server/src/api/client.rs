@@ -31,7 +31,15 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /_matrix/maubot/v1/clients`
 async fn list(State(state): State<AppState>) -> Json<Vec<ClientView>> {
-    Json(state.clients.views().await)
+    let mut views = state.clients.views().await;
+    for view in &mut views {
+        with_instances(&state, view);
+    }
+    Json(views)
+}
+
+fn with_instances(state: &AppState, view: &mut ClientView) {
+    view.instances = state.plugins.instances_of_client(&view.id);
 }
 
 /// `GET /_matrix/maubot/v1/client/{id}`
@@ -44,7 +52,9 @@ async fn read(
         .get(&id)
         .await
         .ok_or(ApiError::ClientNotFound)?;
-    Ok(Json(bot.view()))
+    let mut view = bot.view();
+    with_instances(&state, &mut view);
+    Ok(Json(view))
 }
 
 /// `POST /_matrix/maubot/v1/client/new`

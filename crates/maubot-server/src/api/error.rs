@@ -97,6 +97,38 @@ pub enum ApiError {
         error: String,
         http_status: Option<u16>,
     },
+    #[error("Plugin not found")]
+    PluginNotFound,
+    #[error("Plugin instance not found")]
+    InstanceNotFound,
+    #[error("Plugin instances of this type still exist")]
+    PluginInUse,
+    #[error("A plugin with the same ID as the uploaded plugin already exists")]
+    PluginExists,
+    #[error("The ID in the path does not match the ID of the uploaded plugin")]
+    PidMismatch,
+    /// The archive is not a working plugin; `detail` goes out as `stacktrace`.
+    #[error("{message}")]
+    PluginInvalid {
+        message: String,
+        detail: Option<String>,
+    },
+    /// New code failed to start (on replace, the old code runs again).
+    #[error("{message}")]
+    PluginReloadFail {
+        message: String,
+        detail: Option<String>,
+    },
+    #[error("{0}")]
+    UnsupportedPluginDatabase(String),
+    #[error("Plugin type is required when creating plugin instances")]
+    PluginTypeRequired,
+    #[error("Primary user is required when creating plugin instances")]
+    PrimaryUserRequired,
+    #[error("Client for given primary user not found")]
+    PrimaryUserNotFound,
+    #[error("Given plugin type not found")]
+    PluginTypeNotFound,
     /// Something maubot offers that maubot-rs does not (yet).
     #[error("Not implemented: {0}")]
     NotImplemented(&'static str),
@@ -151,6 +183,22 @@ impl ApiError {
             // The errcode is the homeserver's; see `into_response`.
             Self::Homeserver { status, .. } => (*status, "M_UNKNOWN"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            Self::PluginNotFound => (StatusCode::NOT_FOUND, "plugin_not_found"),
+            Self::InstanceNotFound => (StatusCode::NOT_FOUND, "instance_not_found"),
+            Self::PluginInUse => (StatusCode::PRECONDITION_FAILED, "plugin_in_use"),
+            Self::PluginExists => (StatusCode::CONFLICT, "plugin_exists"),
+            Self::PidMismatch => (StatusCode::BAD_REQUEST, "pid_mismatch"),
+            Self::PluginInvalid { .. } => (StatusCode::BAD_REQUEST, "plugin_invalid"),
+            Self::PluginReloadFail { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "plugin_reload_fail")
+            }
+            Self::UnsupportedPluginDatabase(_) => {
+                (StatusCode::NOT_IMPLEMENTED, "unsupported_plugin_database")
+            }
+            Self::PluginTypeRequired => (StatusCode::BAD_REQUEST, "plugin_type_required"),
+            Self::PrimaryUserRequired => (StatusCode::BAD_REQUEST, "primary_user_required"),
+            Self::PrimaryUserNotFound => (StatusCode::NOT_FOUND, "primary_user_not_found"),
+            Self::PluginTypeNotFound => (StatusCode::NOT_FOUND, "plugin_type_not_found"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
         }
     }
@@ -173,6 +221,10 @@ impl IntoResponse for ApiError {
             if let Some(http_status) = http_status {
                 body["http_status"] = (*http_status).into();
             }
+        }
+        // maubot sends the Python traceback; maubot-rs sends the plugin's, or null.
+        if let Self::PluginInvalid { detail, .. } | Self::PluginReloadFail { detail, .. } = &self {
+            body["stacktrace"] = detail.clone().into();
         }
         (status, Json(body)).into_response()
     }

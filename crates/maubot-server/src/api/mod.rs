@@ -5,8 +5,10 @@ mod auth;
 mod client;
 mod client_auth;
 pub mod error;
+mod instance;
 pub mod json;
 mod meta;
+mod plugin;
 mod proxy;
 pub mod session;
 
@@ -35,6 +37,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         ))
         .merge(when(features.client_auth, client_auth::router))
         .merge(when(features.client_proxy, proxy::router))
+        .merge(when(features.plugin, plugin::router))
+        .merge(when(features.plugin_upload, plugin::upload_router))
+        .merge(when(features.instance, instance::router))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))

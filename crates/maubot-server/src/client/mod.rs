@@ -111,7 +111,7 @@ pub struct ClientView {
     pub avatar_url: String,
     pub remote_displayname: Option<String>,
     pub remote_avatar_url: Option<String>,
-    /// Instances running on this client; filled once plugin instances exist.
-    pub instances: Vec<serde_json::Value>,
+    /// The client's instances; filled in by the API from the plugin host.
+    pub instances: Vec<crate::plugins::InstanceView>,
     pub trust_state: Option<String>,
 }

@@ -1,0 +1,1057 @@
+//! The plugin host: plugin archives, their instances, and the runtime that runs them.
+//!
+//! Instances follow maubot's lifecycle (behaviour reference §5): `enabled` is stored and decides
+//! whether an instance starts with the server; `started` is what runs now; a failing `start()`
+//! disables the instance. maubot-rs adds `failure`: why an instance is not running when it
+//! should be, so that the API says what the logs say.
+
+mod events;
+pub mod files;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+use async_trait::async_trait;
+use maubot_types::config::Config;
+use maubot_types::plugin::{ArchiveLimits, DatabaseType, PluginArchive};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use self::files::PluginFile;
+use self::store::InstanceRecord;
+use crate::client::{Bot, ClientManager};
+use crate::db::{self, Database};
+use crate::runtime::{
+    self, InstanceStart, LoadedPlugin, MatrixRequest, MatrixResponse, PluginCode, PluginRuntime,
+    RuntimeError, RuntimeHost, Started,
+};
+
+const LOG: &str = "maubot.instance";
+
+/// Why a plugin or instance operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("plugin not found")]
+    PluginNotFound,
+    #[error("instance not found")]
+    InstanceNotFound,
+    #[error("instances of the plugin exist")]
+    PluginInUse,
+    #[error("the plugin exists")]
+    PluginExists,
+    #[error("the plugin ID differs from the path")]
+    PidMismatch,
+    /// The archive or its code is not a working plugin.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        detail: Option<String>,
+    },
+    /// The new code could not be started; the old code runs again (or nothing, on reload).
+    #[error("{message}")]
+    ReloadFailed {
+        message: String,
+        detail: Option<String>,
+    },
+    #[error("{0}")]
+    UnsupportedDatabase(String),
+    #[error("plugin type required")]
+    PluginTypeRequired,
+    #[error("primary user required")]
+    PrimaryUserRequired,
+    #[error("primary user not found")]
+    PrimaryUserNotFound,
+    #[error("plugin type not found")]
+    PluginTypeNotFound,
+    #[error("an instance with the ID {0} exists")]
+    InstanceExists(String),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("{0}")]
+    Io(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A plugin as the API shows it (maubot's `PluginLoader.to_dict`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginView {
+    pub id: String,
+    pub version: String,
+    pub instances: Vec<InstanceView>,
+    pub path: PathBuf,
+}
+
+/// An instance as the API shows it (maubot's `PluginInstance.to_dict`, plus `failure`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub plugin: String,
+    pub enabled: bool,
+    pub started: bool,
+    pub primary_user: String,
+    pub config: String,
+    pub base_config: Option<String>,
+    pub database: bool,
+    pub database_interface: Option<String>,
+    pub database_engine: Option<String>,
+    /// Why the instance does not run although it should (maubot-rs addition).
+    pub failure: Option<String>,
+}
+
+/// `PUT /instance/{id}`: every field optional; `null` means unchanged.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InstanceRequest {
+    #[serde(rename = "type")]
+    pub plugin: Option<String>,
+    pub primary_user: Option<String>,
+    pub enabled: Option<bool>,
+    pub config: Option<String>,
+    pub started: Option<bool>,
+    pub id: Option<String>,
+}
+
+#[derive(Debug)]
+struct Plugin {
+    file: PluginFile,
+    code: Arc<dyn LoadedPlugin>,
+}
+
+#[derive(Debug)]
+struct Instance {
+    record: InstanceRecord,
+    started: bool,
+    base_config: Option<String>,
+    /// Whether the instance's database was opened by this process (maubot's `inst_db`).
+    database_opened: bool,
+    failure: Option<String>,
+    /// Hands the bot's events to the runtime while started.
+    pump: Option<JoinHandle<()>>,
+}
+
+impl Instance {
+    fn new(record: InstanceRecord) -> Self {
+        Self {
+            record,
+            started: false,
+            base_config: None,
+            database_opened: false,
+            failure: None,
+            pump: None,
+        }
+    }
+
+    fn stop_pump(&mut self) {
+        if let Some(pump) = self.pump.take() {
+            pump.abort();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    plugins: BTreeMap<String, Plugin>,
+    instances: BTreeMap<String, Instance>,
+}
+
+/// All plugins and instances.
+#[derive(Debug)]
+pub struct PluginHost {
+    this: Weak<PluginHost>,
+    config: Arc<Config>,
+    db: Database,
+    clients: Arc<ClientManager>,
+    runtime: Arc<dyn PluginRuntime>,
+    /// Serialises changes (API calls, start-up): a change sees the state the last one left.
+    ops: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PluginHost {
+    /// Scans the plugin directories and loads the instance rows (starting nothing).
+    pub async fn load(
+        config: Arc<Config>,
+        db: Database,
+        clients: Arc<ClientManager>,
+        runtime: Arc<dyn PluginRuntime>,
+    ) -> Result<Arc<Self>> {
+        let dirs = &config.plugin_directories;
+        for dir in [&dirs.upload, &dirs.trash, &config.plugin_databases.sqlite] {
+            if dir != "delete" {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Io(format!("cannot create {dir}: {e}")))?;
+            }
+        }
+        let found = {
+            let (load, trash) = (dirs.load.clone(), dirs.trash.clone());
+            tokio::task::spawn_blocking(move || files::scan(&load, &trash))
+                .await
+                .map_err(|e| Error::Io(e.to_string()))?
+        };
+        let records = store::all(&db).await?;
+        let host = Arc::new_cyclic(|this: &Weak<PluginHost>| PluginHost {
+            this: this.clone(),
+            config,
+            db,
+            clients,
+            runtime,
+            ops: tokio::sync::Mutex::new(()),
+            state: Mutex::new(State::default()),
+        });
+        {
+            let mut state = lock(&host.state);
+            for file in found {
+                let code = host.prepare(&file);
+                state
+                    .plugins
+                    .insert(file.meta.id.to_string(), Plugin { file, code });
+            }
+            for record in records {
+                state
+                    .instances
+                    .insert(record.id.clone(), Instance::new(record));
+            }
+        }
+        Ok(host)
+    }
+
+    fn prepare(&self, file: &PluginFile) -> Arc<dyn LoadedPlugin> {
+        let callbacks: Arc<dyn RuntimeHost> = Arc::new(Callbacks {
+            host: self.this.clone(),
+        });
+        self.runtime.prepare(
+            PluginCode {
+                path: file.path.clone(),
+                meta: file.meta.clone(),
+            },
+            callbacks,
+        )
+    }
+
+    /// Starts every enabled instance, in the background (a first start may prepare the Python
+    /// environment, which takes a while).
+    pub fn start_all(&self) {
+        let Some(host) = self.this.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _ops = host.ops.lock().await;
+            let enabled: Vec<String> = lock(&host.state)
+                .instances
+                .values()
+                .filter(|i| i.record.enabled)
+                .map(|i| i.record.id.clone())
+                .collect();
+            for id in enabled {
+                let _ = host.start_instance(&id, true).await;
+            }
+        });
+    }
+
+    /// Stops every instance and worker (server shutdown).
+    pub async fn stop_all(&self) {
+        let _ops = self.ops.lock().await;
+        let started: Vec<String> = lock(&self.state)
+            .instances
+            .values()
+            .filter(|i| i.started)
+            .map(|i| i.record.id.clone())
+            .collect();
+        for id in started {
+            self.stop_instance(&id).await;
+        }
+        let codes: Vec<Arc<dyn LoadedPlugin>> = lock(&self.state)
+            .plugins
+            .values()
+            .map(|p| Arc::clone(&p.code))
+            .collect();
+        for code in codes {
+            code.unload().await;
+        }
+    }
+
+    // ----- views -----
+
+    pub fn plugins(&self) -> Vec<PluginView> {
+        let state = lock(&self.state);
+        state
+            .plugins
+            .values()
+            .map(|p| plugin_view(&state, p))
+            .collect()
+    }
+
+    pub fn plugin(&self, id: &str) -> Result<PluginView> {
+        let state = lock(&self.state);
+        let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
+        Ok(plugin_view(&state, plugin))
+    }
+
+    pub fn instances(&self) -> Vec<InstanceView> {
+        let state = lock(&self.state);
+        state
+            .instances
+            .values()
+            .map(|i| self.instance_view(&state, i))
+            .collect()
+    }
+
+    pub fn instance(&self, id: &str) -> Result<InstanceView> {
+        let state = lock(&self.state);
+        let instance = state.instances.get(id).ok_or(Error::InstanceNotFound)?;
+        Ok(self.instance_view(&state, instance))
+    }
+
+    /// The instances running on a client, for the client's view.
+    pub fn instances_of_client(&self, client_id: &str) -> Vec<InstanceView> {
+        let state = lock(&self.state);
+        state
+            .instances
+            .values()
+            .filter(|i| i.record.primary_user == client_id)
+            .map(|i| self.instance_view(&state, i))
+            .collect()
+    }
+
+    fn instance_view(&self, state: &State, instance: &Instance) -> InstanceView {
+        instance_view(state, instance, self.config.api_features.instance_database)
+    }
+
+    // ----- plugins -----
+
+    /// `POST /plugins/upload` and `PUT /plugin/{id}`: a new plugin (`true`) or a new version of
+    /// one (`false`). `path_id` is the ID in a `PUT` path, which must match the archive's.
+    pub async fn upload(
+        &self,
+        bytes: Vec<u8>,
+        path_id: Option<&str>,
+        allow_override: bool,
+    ) -> Result<(bool, PluginView)> {
+        let archive = tokio::task::spawn_blocking(move || {
+            PluginArchive::read(&bytes, &ArchiveLimits::default()).map(|archive| (archive, bytes))
+        })
+        .await
+        .map_err(|e| Error::Io(e.to_string()))?;
+        let (archive, bytes) = archive.map_err(|err| Error::Invalid {
+            message: err.to_string(),
+            detail: None,
+        })?;
+        let meta = archive.meta;
+        if path_id.is_some_and(|id| id != meta.id.as_str()) {
+            return Err(Error::PidMismatch);
+        }
+        if meta.database && meta.database_type != DatabaseType::Asyncpg {
+            return Err(Error::UnsupportedDatabase(format!(
+                "This plugin uses a legacy SQLAlchemy database (database_type: {}), which \
+                 maubot-rs does not support; plugins with database_type: asyncpg work",
+                meta.database_type.as_str()
+            )));
+        }
+        let _ops = self.ops.lock().await;
+        let existing = lock(&self.state)
+            .plugins
+            .get(meta.id.as_str())
+            .map(|p| p.file.clone());
+        match existing {
+            None => {
+                let path = std::path::absolute(
+                    Path::new(&self.config.plugin_directories.upload)
+                        .join(files::new_file_name(&meta)),
+                )
+                .map_err(|e| Error::Io(e.to_string()))?;
+                write(&path, bytes).await?;
+                let file = PluginFile { meta, path };
+                tracing::info!(target: "maubot.loader.zip", id = %file.meta.id, version = %file.meta.version, "Plugin uploaded");
+                let code = self.prepare(&file);
+                let id = file.meta.id.to_string();
+                let mut state = lock(&self.state);
+                state.plugins.insert(id.clone(), Plugin { file, code });
+                let view = plugin_view(&state, &state.plugins[&id]);
+                Ok((true, view))
+            }
+            Some(old) => {
+                if !allow_override {
+                    return Err(Error::PluginExists);
+                }
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
+                let old_name = old
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let name = files::replacement_file_name(
+                    &old_name,
+                    &old.meta.version.normalized(),
+                    &meta.version.normalized(),
+                    now_ms,
+                );
+                let path = old.path.with_file_name(name);
+                write(&path, bytes).await?;
+                let id = old.meta.id.to_string();
+                self.replace(old, PluginFile { meta, path }).await?;
+                Ok((false, self.plugin(&id)?))
+            }
+        }
+    }
+
+    /// Swaps a plugin's code, restarting the instances that ran on the old code; rolls back if
+    /// the new code does not load or start.
+    async fn replace(&self, old: PluginFile, new: PluginFile) -> Result<()> {
+        let id = old.meta.id.to_string();
+        let trash_dir = self.config.plugin_directories.trash.clone();
+        let new_code = self.prepare(&new);
+        let (old_code, running) = {
+            let state = lock(&self.state);
+            let plugin = state.plugins.get(&id).ok_or(Error::PluginNotFound)?;
+            (Arc::clone(&plugin.code), self.started_of(&state, &id))
+        };
+        if !running.is_empty()
+            && let Err(err) = new_code.load().await
+        {
+            files::trash(&new.path, &trash_dir, "failed_update");
+            return Err(Error::Invalid {
+                message: err.to_string(),
+                detail: err.detail().map(str::to_owned),
+            });
+        }
+        for instance in &running {
+            self.stop_instance(instance).await;
+        }
+        old_code.unload().await;
+        self.set_plugin(&id, new.clone(), Arc::clone(&new_code));
+        let mut failed = None;
+        for instance in &running {
+            if let Err(err) = self.start_instance(instance, false).await {
+                failed = Some(err);
+                break;
+            }
+        }
+        if let Some(err) = failed {
+            tracing::error!(target: "maubot.loader.zip", id = %id, error = %err, "The new version failed to start; going back to the old one");
+            for instance in &running {
+                self.stop_instance(instance).await;
+            }
+            new_code.unload().await;
+            self.set_plugin(&id, old, old_code);
+            for instance in &running {
+                let _ = self.start_instance(instance, true).await;
+            }
+            files::trash(&new.path, &trash_dir, "failed_update");
+            return Err(Error::ReloadFailed {
+                message: err.to_string(),
+                detail: err.detail().map(str::to_owned),
+            });
+        }
+        files::trash(&old.path, &trash_dir, "update");
+        tracing::info!(target: "maubot.loader.zip", id = %id, version = %new.meta.version, "Plugin replaced");
+        Ok(())
+    }
+
+    fn set_plugin(&self, id: &str, file: PluginFile, code: Arc<dyn LoadedPlugin>) {
+        lock(&self.state)
+            .plugins
+            .insert(id.to_owned(), Plugin { file, code });
+    }
+
+    fn started_of(&self, state: &State, plugin_id: &str) -> Vec<String> {
+        state
+            .instances
+            .values()
+            .filter(|i| i.record.plugin == plugin_id && i.started)
+            .map(|i| i.record.id.clone())
+            .collect()
+    }
+
+    /// `POST /plugin/{id}/reload`: the same file read again, its instances restarted.
+    pub async fn reload(&self, id: &str) -> Result<()> {
+        let _ops = self.ops.lock().await;
+        let (path, old_code, running, enabled) = {
+            let state = lock(&self.state);
+            let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
+            let enabled: Vec<String> = state
+                .instances
+                .values()
+                .filter(|i| i.record.plugin == id && i.record.enabled)
+                .map(|i| i.record.id.clone())
+                .collect();
+            (
+                plugin.file.path.clone(),
+                Arc::clone(&plugin.code),
+                self.started_of(&state, id),
+                enabled,
+            )
+        };
+        for instance in &running {
+            self.stop_instance(instance).await;
+        }
+        old_code.unload().await;
+        let reload_failed =
+            |message: String, detail: Option<String>| Error::ReloadFailed { message, detail };
+        let file = tokio::task::spawn_blocking(move || files::read(&path))
+            .await
+            .map_err(|e| Error::Io(e.to_string()))?
+            .map_err(|message| reload_failed(message, None))?;
+        if file.meta.id.as_str() != id {
+            return Err(reload_failed(
+                "Maubot plugin ID changed during reload".into(),
+                None,
+            ));
+        }
+        let code = self.prepare(&file);
+        self.set_plugin(id, file, Arc::clone(&code));
+        if !enabled.is_empty() {
+            code.load()
+                .await
+                .map_err(|err| reload_failed(err.to_string(), err.detail().map(str::to_owned)))?;
+        }
+        for instance in &enabled {
+            let _ = self.start_instance(instance, true).await;
+        }
+        Ok(())
+    }
+
+    /// `DELETE /plugin/{id}`: refused while instances of it exist.
+    pub async fn delete_plugin(&self, id: &str) -> Result<()> {
+        let _ops = self.ops.lock().await;
+        let plugin = {
+            let mut state = lock(&self.state);
+            if !state.plugins.contains_key(id) {
+                return Err(Error::PluginNotFound);
+            }
+            if state.instances.values().any(|i| i.record.plugin == id) {
+                return Err(Error::PluginInUse);
+            }
+            state.plugins.remove(id).ok_or(Error::PluginNotFound)?
+        };
+        plugin.code.unload().await;
+        files::trash(
+            &plugin.file.path,
+            &self.config.plugin_directories.trash,
+            "delete",
+        );
+        Ok(())
+    }
+
+    // ----- instances -----
+
+    /// `PUT /instance/{id}` for a new ID.
+    pub async fn create_instance(
+        &self,
+        id: &str,
+        request: InstanceRequest,
+    ) -> Result<InstanceView> {
+        let _ops = self.ops.lock().await;
+        if lock(&self.state).instances.contains_key(id) {
+            return Err(Error::InstanceExists(id.to_owned()));
+        }
+        let plugin = request
+            .plugin
+            .filter(|p| !p.is_empty())
+            .ok_or(Error::PluginTypeRequired)?;
+        let primary_user = request
+            .primary_user
+            .filter(|p| !p.is_empty())
+            .ok_or(Error::PrimaryUserRequired)?;
+        if self.clients.get(&primary_user).await.is_none() {
+            return Err(Error::PrimaryUserNotFound);
+        }
+        if !lock(&self.state).plugins.contains_key(&plugin) {
+            return Err(Error::PluginTypeNotFound);
+        }
+        let record = InstanceRecord {
+            id: id.to_owned(),
+            plugin,
+            enabled: request.enabled.unwrap_or(true),
+            primary_user,
+            config: request.config.unwrap_or_default(),
+            database_engine: None,
+        };
+        store::insert(&self.db, &record).await?;
+        let enabled = record.enabled;
+        lock(&self.state)
+            .instances
+            .insert(id.to_owned(), Instance::new(record));
+        if enabled {
+            let _ = self.start_instance(id, true).await;
+        }
+        self.instance(id)
+    }
+
+    /// `PUT /instance/{id}` for an existing ID, in maubot's order: primary user, ID, enabled,
+    /// config, started, type.
+    pub async fn update_instance(
+        &self,
+        id: &str,
+        request: InstanceRequest,
+    ) -> Result<InstanceView> {
+        let _ops = self.ops.lock().await;
+        let mut id = id.to_owned();
+        let current = self.record(&id)?;
+
+        if let Some(user) = request.primary_user.filter(|u| *u != current.primary_user) {
+            if self.clients.get(&user).await.is_none() {
+                return Err(Error::PrimaryUserNotFound);
+            }
+            let was_started = self.stop_instance(&id).await;
+            self.change(&id, |r| r.primary_user = user).await?;
+            if was_started {
+                let _ = self.start_instance(&id, true).await;
+            }
+        }
+        if let Some(new_id) = request.id.filter(|n| *n != id && !n.is_empty()) {
+            self.rename_instance(&id, &new_id).await?;
+            id = new_id;
+        }
+        if let Some(enabled) = request.enabled {
+            // As in maubot, this only decides about future starts; `started` stops.
+            self.change(&id, |r| r.enabled = enabled).await?;
+        }
+        if let Some(config) = request.config {
+            let changed = self.record(&id)?.config != config;
+            self.change(&id, |r| r.config = config.clone()).await?;
+            let running = self.running_code(&id);
+            if let Some(code) = running.filter(|_| changed)
+                && let Err(err) = code.config_updated(&id, &config).await
+            {
+                tracing::error!(target: LOG, instance = %id, error = %err, "The plugin failed to apply its new config");
+            }
+        }
+        match request.started {
+            Some(true) => {
+                let _ = self.start_instance(&id, true).await;
+            }
+            Some(false) => {
+                self.stop_instance(&id).await;
+            }
+            None => {}
+        }
+        let plugin_exists = |p: &String| lock(&self.state).plugins.contains_key(p);
+        if let Some(plugin) = request
+            .plugin
+            .filter(|p| *p != self.record(&id).map(|r| r.plugin).unwrap_or_default())
+            // An unknown type is ignored, as in maubot.
+            .filter(plugin_exists)
+        {
+            let was_started = self.stop_instance(&id).await;
+            self.change(&id, |r| r.plugin = plugin).await?;
+            if was_started {
+                let _ = self.start_instance(&id, true).await;
+            }
+        }
+        self.instance(&id)
+    }
+
+    /// Renames an instance, with its database file (maubot renames only the row).
+    async fn rename_instance(&self, id: &str, new_id: &str) -> Result<()> {
+        if lock(&self.state).instances.contains_key(new_id) {
+            return Err(Error::InstanceExists(new_id.to_owned()));
+        }
+        let was_started = self.stop_instance(id).await;
+        let mut record = self.record(id)?;
+        record.id = new_id.to_owned();
+        store::update(&self.db, id, &record).await?;
+        let old_db = self.database_path(id);
+        if old_db.exists() {
+            let _ = std::fs::rename(&old_db, self.database_path(new_id));
+        }
+        {
+            let mut state = lock(&self.state);
+            if let Some(mut instance) = state.instances.remove(id) {
+                instance.record = record;
+                state.instances.insert(new_id.to_owned(), instance);
+            }
+        }
+        if was_started {
+            let _ = self.start_instance(new_id, true).await;
+        }
+        Ok(())
+    }
+
+    /// `DELETE /instance/{id}`: stopped, its row and (if opened) its database removed.
+    pub async fn delete_instance(&self, id: &str) -> Result<()> {
+        let _ops = self.ops.lock().await;
+        self.record(id)?;
+        self.stop_instance(id).await;
+        store::delete(&self.db, id).await?;
+        let removed = lock(&self.state).instances.remove(id);
+        if removed.is_some_and(|i| i.database_opened) {
+            let path = self.database_path(id);
+            if path.exists() {
+                files::trash(&path, &self.config.plugin_directories.trash, "deleted");
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, id: &str) -> Result<InstanceRecord> {
+        lock(&self.state)
+            .instances
+            .get(id)
+            .map(|i| i.record.clone())
+            .ok_or(Error::InstanceNotFound)
+    }
+
+    /// Changes a row in memory and in the database.
+    async fn change(&self, id: &str, edit: impl FnOnce(&mut InstanceRecord)) -> Result<()> {
+        let record = {
+            let mut state = lock(&self.state);
+            let instance = state.instances.get_mut(id).ok_or(Error::InstanceNotFound)?;
+            edit(&mut instance.record);
+            instance.record.clone()
+        };
+        store::update(&self.db, id, &record).await?;
+        Ok(())
+    }
+
+    fn running_code(&self, id: &str) -> Option<Arc<dyn LoadedPlugin>> {
+        let state = lock(&self.state);
+        let instance = state.instances.get(id).filter(|i| i.started)?;
+        state
+            .plugins
+            .get(&instance.record.plugin)
+            .map(|p| Arc::clone(&p.code))
+    }
+
+    fn database_path(&self, id: &str) -> PathBuf {
+        let dir = Path::new(&self.config.plugin_databases.sqlite);
+        std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.to_owned())
+            .join(format!("{id}.db"))
+    }
+
+    /// Starts an instance if it is enabled and not running. A failure is logged and recorded;
+    /// with `disable_on_failure` a failure of the plugin itself also disables the instance, as
+    /// in maubot (not when the runtime is unavailable: the instance starts once it is back).
+    async fn start_instance(
+        &self,
+        id: &str,
+        disable_on_failure: bool,
+    ) -> std::result::Result<(), RuntimeError> {
+        let prepared = {
+            let state = lock(&self.state);
+            let Some(instance) = state.instances.get(id) else {
+                return Ok(());
+            };
+            if instance.started {
+                return Ok(());
+            }
+            if !instance.record.enabled {
+                tracing::warn!(target: LOG, instance = %id, "Not starting a disabled instance");
+                return Ok(());
+            }
+            state.plugins.get(&instance.record.plugin).map(|p| {
+                (
+                    instance.record.clone(),
+                    Arc::clone(&p.code),
+                    p.file.meta.clone(),
+                )
+            })
+        };
+        let Some((record, code, meta)) = prepared else {
+            let reason = RuntimeError::Plugin {
+                message: format!(
+                    "Plugin {} not found",
+                    lock(&self.state)
+                        .instances
+                        .get(id)
+                        .map(|i| i.record.plugin.clone())
+                        .unwrap_or_default()
+                ),
+                detail: None,
+            };
+            self.start_failed(id, &reason, true).await;
+            return Err(reason);
+        };
+        let Some(bot) = self.clients.get(&record.primary_user).await else {
+            let reason = RuntimeError::Plugin {
+                message: format!("Client {} not found", record.primary_user),
+                detail: None,
+            };
+            self.start_failed(id, &reason, true).await;
+            return Err(reason);
+        };
+        let mut database_url = None;
+        if meta.database {
+            if meta.database_type != DatabaseType::Asyncpg
+                || record
+                    .database_engine
+                    .as_deref()
+                    .is_some_and(|e| e != "sqlite")
+            {
+                let reason = RuntimeError::Plugin {
+                    message: "maubot-rs supports only SQLite databases of asyncpg-type plugins"
+                        .into(),
+                    detail: None,
+                };
+                self.start_failed(id, &reason, disable_on_failure).await;
+                return Err(reason);
+            }
+            if record.database_engine.is_none() {
+                let _ = self
+                    .change(id, |r| r.database_engine = Some("sqlite".into()))
+                    .await;
+            }
+            database_url = Some(format!("sqlite:{}", self.database_path(id).display()));
+        }
+        let bot_record = bot.record();
+        let start = InstanceStart {
+            instance_id: id.to_owned(),
+            user_id: bot_record.id.clone(),
+            device_id: bot_record.device_id.clone(),
+            homeserver: bot_record.homeserver.clone(),
+            config: record.config.clone(),
+            database_url: database_url.clone(),
+        };
+        match code.start(start).await {
+            Ok(started) => {
+                self.mark_started(id, started, database_url.is_some(), bot, code);
+                tracing::info!(target: LOG, instance = %id, "Instance started");
+                Ok(())
+            }
+            Err(err) => {
+                self.start_failed(id, &err, disable_on_failure).await;
+                Err(err)
+            }
+        }
+    }
+
+    fn mark_started(
+        &self,
+        id: &str,
+        started: Started,
+        database_opened: bool,
+        bot: Arc<Bot>,
+        code: Arc<dyn LoadedPlugin>,
+    ) {
+        let mut state = lock(&self.state);
+        let Some(instance) = state.instances.get_mut(id) else {
+            return;
+        };
+        instance.started = true;
+        instance.failure = None;
+        instance.base_config = started.base_config;
+        instance.database_opened |= database_opened;
+        instance.stop_pump();
+        instance.pump = Some(spawn_pump(id.to_owned(), bot, code));
+    }
+
+    async fn start_failed(&self, id: &str, err: &RuntimeError, disable: bool) {
+        tracing::error!(
+            target: LOG, instance = %id, error = %err, detail = err.detail().unwrap_or(""),
+            "Failed to start instance"
+        );
+        let disable = disable && !matches!(err, RuntimeError::Unavailable(_));
+        {
+            let mut state = lock(&self.state);
+            if let Some(instance) = state.instances.get_mut(id) {
+                instance.failure = Some(err.to_string());
+            }
+        }
+        if disable {
+            let _ = self.change(id, |r| r.enabled = false).await;
+        }
+    }
+
+    /// Stops an instance if it runs; whether it did.
+    async fn stop_instance(&self, id: &str) -> bool {
+        let code = {
+            let mut state = lock(&self.state);
+            let Some(instance) = state.instances.get_mut(id) else {
+                return false;
+            };
+            let was_started = instance.started;
+            instance.started = false;
+            instance.stop_pump();
+            let plugin = instance.record.plugin.clone();
+            if !was_started {
+                return false;
+            }
+            state.plugins.get(&plugin).map(|p| Arc::clone(&p.code))
+        };
+        if let Some(code) = code {
+            code.stop(id).await;
+        }
+        tracing::info!(target: LOG, instance = %id, "Instance stopped");
+        true
+    }
+}
+
+async fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || files::write_atomically(&path, &bytes))
+        .await
+        .map_err(|e| Error::Io(e.to_string()))?
+        .map_err(|e| Error::Io(format!("cannot write the plugin file: {e}")))
+}
+
+fn plugin_view(state: &State, plugin: &Plugin) -> PluginView {
+    PluginView {
+        id: plugin.file.meta.id.to_string(),
+        version: plugin.file.meta.version.normalized(),
+        instances: state
+            .instances
+            .values()
+            .filter(|i| i.record.plugin == plugin.file.meta.id.as_str())
+            .map(|i| instance_view(state, i, true))
+            .collect(),
+        path: plugin.file.path.clone(),
+    }
+}
+
+fn instance_view(state: &State, instance: &Instance, database_feature: bool) -> InstanceView {
+    let record = &instance.record;
+    let database_interface = match state.plugins.get(&record.plugin) {
+        Some(plugin) if plugin.file.meta.database => {
+            Some(plugin.file.meta.database_type.as_str().to_owned())
+        }
+        Some(_) => None,
+        None => Some("unknown".to_owned()),
+    };
+    InstanceView {
+        id: record.id.clone(),
+        plugin: record.plugin.clone(),
+        enabled: record.enabled,
+        started: instance.started,
+        primary_user: record.primary_user.clone(),
+        config: record.config.clone(),
+        base_config: instance.base_config.clone(),
+        database: instance.database_opened && database_feature,
+        database_interface,
+        database_engine: record.database_engine.clone(),
+        failure: instance.failure.clone(),
+    }
+}
+
+/// Hands every event of the bot to the instance until aborted.
+fn spawn_pump(instance_id: String, bot: Arc<Bot>, code: Arc<dyn LoadedPlugin>) -> JoinHandle<()> {
+    let mut events = bot.subscribe();
+    let own = bot.id();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(json) = events::to_json(&event, &own) {
+                        code.deliver(&instance_id, Arc::new(json));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(target: LOG, instance = %instance_id, missed, "The instance missed events: it is too slow");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+/// The runtime's way back into the host.
+#[derive(Debug)]
+struct Callbacks {
+    host: Weak<PluginHost>,
+}
+
+#[async_trait]
+impl RuntimeHost for Callbacks {
+    async fn matrix_request(&self, instance_id: &str, request: MatrixRequest) -> MatrixResponse {
+        let Some(host) = self.host.upgrade() else {
+            return MatrixResponse::json(
+                503,
+                serde_json::json!({"errcode": "M_UNKNOWN", "error": "shutting down"}),
+            );
+        };
+        let user = lock(&host.state)
+            .instances
+            .get(instance_id)
+            .map(|i| i.record.primary_user.clone());
+        let bot = match user {
+            Some(user) => host.clients.get(&user).await,
+            None => None,
+        };
+        match bot {
+            Some(bot) => runtime::matrix::perform(&bot, host.clients.http(), request).await,
+            None => MatrixResponse::json(
+                404,
+                serde_json::json!({"errcode": "M_UNKNOWN", "error": "The instance's client does not exist"}),
+            ),
+        }
+    }
+
+    fn config_saved(&self, instance_id: &str, config: String) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        {
+            let mut state = lock(&host.state);
+            let Some(instance) = state.instances.get_mut(instance_id) else {
+                return;
+            };
+            if instance.record.config == config {
+                return;
+            }
+            instance.record.config = config.clone();
+        }
+        let id = instance_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(err) = store::save_config(&host.db, &id, &config).await {
+                tracing::error!(target: LOG, instance = %id, error = %err, "Could not store the config the plugin saved");
+            }
+        });
+    }
+
+    fn instance_failed(&self, instance_id: &str, reason: String) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        tracing::error!(target: LOG, instance = %instance_id, reason = %reason, "Instance failed");
+        let mut state = lock(&host.state);
+        if let Some(instance) = state.instances.get_mut(instance_id) {
+            instance.started = false;
+            instance.stop_pump();
+            instance.failure = Some(reason);
+        }
+    }
+
+    fn instance_recovered(&self, instance_id: &str, started: Started) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let id = instance_id.to_owned();
+        tokio::spawn(async move {
+            let found = {
+                let state = lock(&host.state);
+                state.instances.get(&id).and_then(|i| {
+                    state
+                        .plugins
+                        .get(&i.record.plugin)
+                        .map(|p| (i.record.primary_user.clone(), Arc::clone(&p.code)))
+                })
+            };
+            let Some((user, code)) = found else {
+                return;
+            };
+            if let Some(bot) = host.clients.get(&user).await {
+                host.mark_started(&id, started, false, bot, code);
+                tracing::info!(target: LOG, instance = %id, "Instance running again");
+            }
+        });
+    }
+
+    fn instance_gave_up(&self, instance_id: &str, error: RuntimeError) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let id = instance_id.to_owned();
+        tokio::spawn(async move {
+            host.start_failed(&id, &error, true).await;
+        });
+    }
+}

@@ -1,0 +1,262 @@
+//! The Python environment of the plugin host: a venv that the server creates on first need,
+//! with `mautrix` and the other requirements from PyPI, and maubot-rs's own `maubot` and
+//! `maubot_host` packages written next to it from the copies embedded in the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use maubot_types::config::PythonHost;
+use sha2::{Digest, Sha256};
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+use crate::runtime::RuntimeError;
+
+mod sources {
+    include!(concat!(env!("OUT_DIR"), "/python_sources.rs"));
+}
+
+const LOG: &str = "maubot.host";
+/// Where the embedded packages go, inside the venv directory.
+const SOURCES_DIR: &str = "maubot-rs-python";
+/// What the venv was built from; a different stamp rebuilds it.
+const STAMP_FILE: &str = "maubot-rs-stamp";
+
+/// A ready environment.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub python: PathBuf,
+    pub pythonpath: PathBuf,
+}
+
+/// The environment, prepared at most once per process (and again after a failure).
+#[derive(Debug)]
+pub struct Environment {
+    settings: PythonHost,
+    ready: Mutex<Option<Prepared>>,
+}
+
+impl Environment {
+    pub fn new(settings: PythonHost) -> Self {
+        Self {
+            settings,
+            ready: Mutex::new(None),
+        }
+    }
+
+    /// The environment, prepared if this is the first need.
+    pub async fn ensure(&self) -> Result<Prepared, RuntimeError> {
+        let mut ready = self.ready.lock().await;
+        if let Some(prepared) = ready.as_ref() {
+            return Ok(prepared.clone());
+        }
+        let prepared = prepare(&self.settings).await?;
+        *ready = Some(prepared.clone());
+        Ok(prepared)
+    }
+}
+
+fn absolute(path: &str) -> Result<PathBuf, RuntimeError> {
+    std::path::absolute(path)
+        .map_err(|e| RuntimeError::Unavailable(format!("invalid python_host.venv {path:?}: {e}")))
+}
+
+fn stamp(settings: &PythonHost) -> String {
+    let mut hash = Sha256::new();
+    hash.update(settings.interpreter.as_bytes());
+    hash.update([0]);
+    hash.update(sources::REQUIREMENTS.as_bytes());
+    hex(&hash.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn prepare(settings: &PythonHost) -> Result<Prepared, RuntimeError> {
+    let venv = absolute(&settings.venv)?;
+    let io = |what: &str, e: std::io::Error| {
+        RuntimeError::Unavailable(format!("{what} {}: {e}", venv.display()))
+    };
+    if let Some(parent) = venv.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| io("cannot create the parent of", e))?;
+    }
+    // Several servers (or test servers) may share one environment: one prepares, the others
+    // wait for it.
+    let lock_path = venv.with_extension("lock");
+    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::File::create(&lock_path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
+    .map_err(|e| io("cannot lock", e))?;
+
+    let python = venv.join("bin").join("python");
+    let wanted = stamp(settings);
+    let current = tokio::fs::read_to_string(venv.join(STAMP_FILE))
+        .await
+        .unwrap_or_default();
+    if current.trim() != wanted || !python.exists() {
+        create_venv(settings, &venv, &python).await?;
+        tokio::fs::write(venv.join(STAMP_FILE), &wanted)
+            .await
+            .map_err(|e| io("cannot write to", e))?;
+    }
+    let pythonpath = venv.join(SOURCES_DIR);
+    write_sources(&pythonpath)
+        .await
+        .map_err(|e| io("cannot write the plugin host into", e))?;
+    drop(lock);
+    Ok(Prepared { python, pythonpath })
+}
+
+async fn create_venv(
+    settings: &PythonHost,
+    venv: &Path,
+    python: &Path,
+) -> Result<(), RuntimeError> {
+    tracing::info!(
+        target: LOG, venv = %venv.display(), interpreter = %settings.interpreter,
+        "Preparing the Python environment for plugins (first use; installs mautrix from PyPI)"
+    );
+    let started = std::time::Instant::now();
+    let interpreter = &settings.interpreter;
+    let version = run(
+        Command::new(interpreter).args([
+            "-c",
+            "import sys; print('%d.%d' % sys.version_info[:2]); sys.exit(0 if sys.version_info >= (3, 10) else 3)",
+        ]),
+    )
+    .await
+    .map_err(|e| match e {
+        RunError::Spawn(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            RuntimeError::Unavailable(format!(
+                "Python is needed for Python plugins, but the interpreter `{interpreter}` was not \
+                 found: install Python 3.10 or newer, or set python_host.interpreter"
+            ))
+        }
+        RunError::Failed(output) => RuntimeError::Unavailable(format!(
+            "Python plugins need Python 3.10 or newer; `{interpreter}` is {}",
+            output.trim()
+        )),
+        other => RuntimeError::Unavailable(format!("cannot run `{interpreter}`: {other}")),
+    })?;
+    tracing::debug!(target: LOG, version = %version.trim(), "Python found");
+
+    run(Command::new(interpreter)
+        .arg("-m")
+        .arg("venv")
+        .arg("--clear")
+        .arg(venv))
+    .await
+    .map_err(|e| {
+        RuntimeError::Unavailable(format!(
+            "cannot create a Python venv in {} with `{interpreter} -m venv` (on Debian, \
+                 install python3-venv): {e}",
+            venv.display()
+        ))
+    })?;
+    let requirements = venv.join("requirements.txt");
+    tokio::fs::write(&requirements, sources::REQUIREMENTS)
+        .await
+        .map_err(|e| {
+            RuntimeError::Unavailable(format!("cannot write {}: {e}", requirements.display()))
+        })?;
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-q",
+            "-r",
+        ])
+        .arg(&requirements))
+    .await
+    .map_err(|e| {
+        RuntimeError::Unavailable(format!(
+            "cannot install the plugin host's Python packages from PyPI: {e}"
+        ))
+    })?;
+    tracing::info!(
+        target: LOG, seconds = started.elapsed().as_secs(), "The Python environment for plugins is ready"
+    );
+    Ok(())
+}
+
+/// Writes the embedded packages where they differ from what is there.
+async fn write_sources(dir: &Path) -> std::io::Result<()> {
+    for (relative, content) in sources::FILES {
+        let path = dir.join(relative);
+        if tokio::fs::read_to_string(&path).await.ok().as_deref() == Some(*content) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let temporary = path.with_extension("py.tmp");
+        tokio::fs::write(&temporary, content).await?;
+        tokio::fs::rename(&temporary, &path).await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("{0}")]
+    Spawn(std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs a command to completion; its standard output, or the tail of what it printed on failure.
+async fn run(command: &mut Command) -> Result<String, RunError> {
+    let output = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(RunError::Spawn)?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        return Ok(stdout);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr.into_owned()
+    };
+    let tail: Vec<&str> = text.trim().lines().rev().take(8).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(RunError::Failed(format!(
+        "{} ({})",
+        tail.join("\n"),
+        output.status
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeds_the_plugin_host() {
+        let names: Vec<&str> = sources::FILES.iter().map(|(name, _)| *name).collect();
+        for expected in [
+            "maubot/__init__.py",
+            "maubot/handlers/command.py",
+            "maubot_host/__main__.py",
+        ] {
+            assert!(names.contains(&expected), "{expected} not in {names:?}");
+        }
+        assert!(sources::REQUIREMENTS.contains("mautrix"));
+    }
+}

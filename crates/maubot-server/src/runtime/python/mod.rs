@@ -1,0 +1,426 @@
+//! The Python plugin host: maubot's Python plugins, unmodified, each plugin in a worker process
+//! of its own (all its instances together). The worker starts with the plugin's first running
+//! instance and stops with its last, so that plugins nobody uses cost no memory.
+//!
+//! A worker that crashes or stops answering is killed; its instances are reported failed, and
+//! the worker is started again with backoff (1 s doubling to 60 s) with the same instances.
+
+mod env;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use maubot_types::config::PythonHost;
+use serde_json::{Value, json};
+
+use self::env::Environment;
+use self::worker::{Inbound, Worker};
+use super::{
+    InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
+    RuntimeHost, Started,
+};
+
+pub use worker::PROTOCOL_VERSION;
+
+const LOG: &str = "maubot.host";
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A worker that ran this long without trouble starts the backoff afresh.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+/// The Python runtime: one environment for all plugins.
+#[derive(Debug)]
+pub struct PythonRuntime {
+    settings: PythonHost,
+    env: Arc<Environment>,
+}
+
+impl PythonRuntime {
+    pub fn new(settings: PythonHost) -> Self {
+        Self {
+            env: Arc::new(Environment::new(settings.clone())),
+            settings,
+        }
+    }
+}
+
+impl PluginRuntime for PythonRuntime {
+    fn prepare(&self, code: PluginCode, host: Arc<dyn RuntimeHost>) -> Arc<dyn LoadedPlugin> {
+        Arc::new_cyclic(|this| PythonPlugin {
+            this: this.clone(),
+            code,
+            host,
+            env: Arc::clone(&self.env),
+            settings: self.settings.clone(),
+            ops: tokio::sync::Mutex::new(Backoff::default()),
+            worker: Mutex::new(None),
+            running: Mutex::new(BTreeMap::new()),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    next: Option<Duration>,
+}
+
+/// One plugin's worker and the instances that should be running in it.
+#[derive(Debug)]
+struct PythonPlugin {
+    this: Weak<PythonPlugin>,
+    code: PluginCode,
+    host: Arc<dyn RuntimeHost>,
+    env: Arc<Environment>,
+    settings: PythonHost,
+    /// Serialises starting, stopping and restarting.
+    ops: tokio::sync::Mutex<Backoff>,
+    worker: Mutex<Option<Arc<Worker>>>,
+    /// Instances that should be running, with what they were started with.
+    running: Mutex<BTreeMap<String, InstanceStart>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(60))
+}
+
+impl PythonPlugin {
+    fn id(&self) -> &str {
+        self.code.meta.id.as_str()
+    }
+
+    fn current_worker(&self) -> Option<Arc<Worker>> {
+        lock(&self.worker).clone().filter(|w| !w.is_dead())
+    }
+
+    /// The running worker, or a new one with the plugin loaded. Call with `ops` held.
+    async fn worker(&self) -> Result<Arc<Worker>, RuntimeError> {
+        if let Some(worker) = self.current_worker() {
+            return Ok(worker);
+        }
+        let prepared = self.env.ensure().await?;
+        let inbound: Arc<dyn Inbound> = Arc::new(Callbacks {
+            plugin: self.this.clone(),
+        });
+        let worker = Worker::spawn(&prepared, self.id(), inbound).await?;
+        let params = json!({
+            "path": self.code.path,
+            "meta": self.code.meta.to_json(),
+        });
+        if let Err(err) = worker
+            .request_within(
+                "load",
+                params,
+                seconds(self.settings.start_timeout),
+                "Loading the plugin",
+            )
+            .await
+        {
+            worker.shut_down().await;
+            return Err(err);
+        }
+        *lock(&self.worker) = Some(Arc::clone(&worker));
+        self.spawn_watchers(&worker);
+        Ok(worker)
+    }
+
+    /// Liveness checks, and the restart after a crash.
+    fn spawn_watchers(&self, worker: &Arc<Worker>) {
+        let interval = seconds(self.settings.ping_interval);
+        let timeout = seconds(self.settings.ping_timeout);
+        let pinged = Arc::downgrade(worker);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(worker) = pinged.upgrade().filter(|w| !w.is_dead()) else {
+                    return;
+                };
+                let _ = worker
+                    .request_within("ping", json!({}), timeout, "A liveness check")
+                    .await;
+            }
+        });
+        let watched = Arc::clone(worker);
+        let plugin = self.this.clone();
+        let spawned = Instant::now();
+        tokio::spawn(async move {
+            let reason = watched.died().await;
+            if let Some(plugin) = plugin.upgrade() {
+                plugin
+                    .worker_died(&watched, reason, spawned.elapsed())
+                    .await;
+            }
+        });
+    }
+
+    async fn worker_died(&self, worker: &Arc<Worker>, reason: String, lived: Duration) {
+        {
+            let mut current = lock(&self.worker);
+            if current.as_ref().is_some_and(|w| Arc::ptr_eq(w, worker)) {
+                *current = None;
+            }
+        }
+        let failed: Vec<String> = lock(&self.running).keys().cloned().collect();
+        if failed.is_empty() || reason.is_empty() {
+            return;
+        }
+        let reason = format!("The plugin's Python worker failed: {reason}");
+        for id in &failed {
+            self.host.instance_failed(id, reason.clone());
+        }
+        let mut delay = {
+            let mut ops = self.ops.lock().await;
+            let delay = match ops.next {
+                Some(previous) if lived < HEALTHY_AFTER => (previous * 2).min(BACKOFF_MAX),
+                _ => BACKOFF_START,
+            };
+            ops.next = Some(delay);
+            delay
+        };
+        loop {
+            tracing::info!(
+                target: LOG, plugin = %self.id(), seconds = delay.as_secs(),
+                "Restarting the Python worker after a failure"
+            );
+            tokio::time::sleep(delay).await;
+            let _ops = self.ops.lock().await;
+            if self.current_worker().is_some() {
+                // Something else (a new start) brought it back.
+                return;
+            }
+            let wanted: Vec<InstanceStart> = lock(&self.running).values().cloned().collect();
+            if wanted.is_empty() {
+                return;
+            }
+            let worker = match self.worker().await {
+                Ok(worker) => worker,
+                Err(err) => {
+                    tracing::warn!(target: LOG, plugin = %self.id(), error = %err, "Could not restart the Python worker");
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            };
+            for instance in wanted {
+                let id = instance.instance_id.clone();
+                match self.start_in(&worker, instance).await {
+                    Ok(started) => self.host.instance_recovered(&id, started),
+                    Err(err) => {
+                        lock(&self.running).remove(&id);
+                        self.host.instance_gave_up(&id, err);
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    async fn start_in(
+        &self,
+        worker: &Worker,
+        instance: InstanceStart,
+    ) -> Result<Started, RuntimeError> {
+        let params = json!({
+            "instance_id": instance.instance_id,
+            "client": {
+                "user_id": instance.user_id,
+                "device_id": instance.device_id,
+                "homeserver": instance.homeserver,
+            },
+            "config": instance.config,
+            "database": instance.database_url.as_ref().map(|url| json!({ "url": url })),
+            "webapp_url": null,
+        });
+        let what = format!("Starting instance {}", instance.instance_id);
+        let result = worker
+            .request_within("start", params, seconds(self.settings.start_timeout), &what)
+            .await
+            // The worker died during the start: most likely the plugin's start() blocked it, so
+            // this counts as the plugin's failure (the instance gets disabled).
+            .map_err(|err| match err {
+                RuntimeError::Unavailable(reason) => {
+                    RuntimeError::Timeout(format!("{what} did not finish: {reason}"))
+                }
+                other => other,
+            })?;
+        lock(&self.running).insert(instance.instance_id.clone(), instance);
+        Ok(Started {
+            base_config: result
+                .get("base_config")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+#[async_trait]
+impl LoadedPlugin for PythonPlugin {
+    async fn load(&self) -> Result<(), RuntimeError> {
+        let _ops = self.ops.lock().await;
+        let worker = self.worker().await?;
+        if lock(&self.running).is_empty() {
+            worker.shut_down().await;
+            *lock(&self.worker) = None;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, instance: InstanceStart) -> Result<Started, RuntimeError> {
+        let _ops = self.ops.lock().await;
+        let worker = self.worker().await?;
+        let result = self.start_in(&worker, instance).await;
+        if result.is_err() && lock(&self.running).is_empty() {
+            worker.shut_down().await;
+            *lock(&self.worker) = None;
+        }
+        result
+    }
+
+    async fn stop(&self, instance_id: &str) {
+        let _ops = self.ops.lock().await;
+        let was_running = lock(&self.running).remove(instance_id).is_some();
+        let Some(worker) = self.current_worker() else {
+            return;
+        };
+        if was_running {
+            let what = format!("Stopping instance {instance_id}");
+            let params = json!({ "instance_id": instance_id });
+            if let Err(err) = worker
+                .request_within("stop", params, seconds(self.settings.start_timeout), &what)
+                .await
+            {
+                tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
+            }
+        }
+        if lock(&self.running).is_empty() {
+            worker.shut_down().await;
+            *lock(&self.worker) = None;
+        }
+    }
+
+    fn deliver(&self, instance_id: &str, event: Arc<Value>) {
+        if !lock(&self.running).contains_key(instance_id) {
+            return;
+        }
+        let Some(worker) = self.current_worker() else {
+            return;
+        };
+        let answer = worker.request(
+            "event",
+            json!({ "instance_id": instance_id, "event": &*event }),
+        );
+        let instance_id = instance_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(err) = answer.await {
+                tracing::warn!(
+                    target: LOG, instance = %instance_id, error = %err,
+                    "An event handler failed"
+                );
+            }
+        });
+    }
+
+    async fn config_updated(&self, instance_id: &str, config: &str) -> Result<(), RuntimeError> {
+        if let Some(instance) = lock(&self.running).get_mut(instance_id) {
+            instance.config = config.to_owned();
+        } else {
+            return Ok(());
+        }
+        let Some(worker) = self.current_worker() else {
+            return Ok(());
+        };
+        let params = json!({ "instance_id": instance_id, "config": config });
+        let what = format!("The config update of instance {instance_id}");
+        worker
+            .request_within(
+                "config_updated",
+                params,
+                seconds(self.settings.start_timeout),
+                &what,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn unload(&self) {
+        let _ops = self.ops.lock().await;
+        lock(&self.running).clear();
+        let worker = lock(&self.worker).take();
+        if let Some(worker) = worker {
+            worker.shut_down().await;
+        }
+    }
+}
+
+/// What the worker asks of the server, passed on to the plugin host.
+struct Callbacks {
+    plugin: Weak<PythonPlugin>,
+}
+
+#[async_trait]
+impl Inbound for Callbacks {
+    async fn request(&self, method: &str, params: Value) -> Result<Value, String> {
+        let plugin = self.plugin.upgrade().ok_or("the plugin is gone")?;
+        match method {
+            "matrix" => {
+                let instance_id = params["instance_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let request: MatrixRequest = serde_json::from_value(params)
+                    .map_err(|e| format!("invalid matrix request: {e}"))?;
+                let response = plugin.host.matrix_request(&instance_id, request).await;
+                serde_json::to_value(response).map_err(|e| e.to_string())
+            }
+            other => Err(format!("unknown method {other}")),
+        }
+    }
+
+    fn notify(&self, method: &str, params: Value) {
+        let Some(plugin) = self.plugin.upgrade() else {
+            return;
+        };
+        let instance_id = params["instance_id"].as_str().unwrap_or_default();
+        match method {
+            "config_save" => {
+                if let Some(config) = params["config"].as_str() {
+                    if let Some(instance) = lock(&plugin.running).get_mut(instance_id) {
+                        instance.config = config.to_owned();
+                    }
+                    plugin.host.config_saved(instance_id, config.to_owned());
+                }
+            }
+            "log" => log_record(plugin.id(), &params),
+            other => {
+                tracing::debug!(target: LOG, plugin = %plugin.id(), method = other, "Unknown notification from the Python worker");
+            }
+        }
+    }
+}
+
+/// A Python log record, logged under the plugin's logger name.
+fn log_record(plugin_id: &str, params: &Value) {
+    let logger = params["logger"].as_str().unwrap_or("maubot.instance");
+    let message = params["message"].as_str().unwrap_or_default();
+    let exception = params["exception"].as_str();
+    let text = match exception {
+        Some(exception) => format!("{message}\n{exception}"),
+        None => message.to_owned(),
+    };
+    // tracing targets are static: the Python logger's name is a field, as for clients.
+    match params["level"].as_str().unwrap_or("INFO") {
+        "DEBUG" => {
+            tracing::debug!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}")
+        }
+        "INFO" => tracing::info!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}"),
+        "WARNING" => {
+            tracing::warn!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}")
+        }
+        _ => tracing::error!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}"),
+    }
+}

@@ -1,0 +1,363 @@
+//! One worker process and the protocol connection to it (docs/python-host-protocol.md).
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::env::Prepared;
+use crate::runtime::RuntimeError;
+
+const LOG: &str = "maubot.host";
+
+/// The protocol version this server speaks.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// How long a new worker may take to say hello (imports of mautrix and aiohttp).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Requests and notifications the worker sends.
+#[async_trait]
+pub trait Inbound: Send + Sync {
+    /// A request (`matrix`); the answer is the `result`.
+    async fn request(&self, method: &str, params: Value) -> Result<Value, String>;
+    fn notify(&self, method: &str, params: Value);
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, RuntimeError>>>>>;
+
+/// A running worker. Dropping the last handle kills the process.
+#[derive(Debug)]
+pub struct Worker {
+    plugin_id: String,
+    out: mpsc::UnboundedSender<String>,
+    pending: Pending,
+    next_id: AtomicU64,
+    /// Set once, with the reason, when the worker is gone.
+    dead: watch::Receiver<Option<String>>,
+    kill: mpsc::UnboundedSender<String>,
+}
+
+impl Worker {
+    /// Starts `python -m maubot_host` and waits for its hello.
+    pub async fn spawn(
+        env: &Prepared,
+        plugin_id: &str,
+        inbound: Arc<dyn Inbound>,
+    ) -> Result<Arc<Worker>, RuntimeError> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| RuntimeError::Unavailable(format!("cannot create a socket: {e}")))?;
+        ours.set_nonblocking(true)
+            .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
+        let socket = tokio::net::UnixStream::from_std(ours)
+            .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
+        let mut child = Command::new(&env.python)
+            .args(["-m", "maubot_host"])
+            .env("PYTHONPATH", &env.pythonpath)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("MAUBOT_HOST_PROTOCOL", PROTOCOL_VERSION.to_string())
+            .env("MAUBOT_HOST_PLUGIN", plugin_id)
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                RuntimeError::Unavailable(format!(
+                    "cannot start the Python worker {}: {e}",
+                    env.python.display()
+                ))
+            })?;
+        let pid = child.id();
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(log_output(plugin_id.to_owned(), stdout, false));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(log_output(plugin_id.to_owned(), stderr, true));
+        }
+
+        let (read, mut write) = socket.into_split();
+        let (out, mut lines) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(mut line) = lines.recv().await {
+                // An empty line is ours: the request to close the connection.
+                if line.is_empty() {
+                    break;
+                }
+                line.push('\n');
+                if write.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            // Closing our end tells the worker to exit.
+            let _ = write.shutdown().await;
+        });
+
+        let pending: Pending = Arc::default();
+        let (dead_tx, dead) = watch::channel(None);
+        let (kill, kill_rx) = mpsc::unbounded_channel();
+        let (hello_tx, hello_rx) = oneshot::channel();
+        tokio::spawn(read_loop(
+            read,
+            out.clone(),
+            Arc::clone(&pending),
+            inbound,
+            hello_tx,
+            plugin_id.to_owned(),
+        ));
+        tokio::spawn(watch_process(
+            child,
+            kill_rx,
+            dead_tx,
+            Arc::clone(&pending),
+            plugin_id.to_owned(),
+        ));
+
+        let worker = Arc::new(Worker {
+            plugin_id: plugin_id.to_owned(),
+            out,
+            pending,
+            next_id: AtomicU64::new(1),
+            dead,
+            kill,
+        });
+        let hello = tokio::select! {
+            hello = tokio::time::timeout(HELLO_TIMEOUT, hello_rx) => hello,
+            reason = worker.died() => {
+                return Err(RuntimeError::Unavailable(format!("the Python worker exited at start: {reason}")));
+            }
+        };
+        match hello {
+            Ok(Ok(params)) => {
+                let protocol = params.get("protocol").and_then(Value::as_u64);
+                if protocol != Some(PROTOCOL_VERSION) {
+                    worker.kill("it speaks another protocol version");
+                    return Err(RuntimeError::Unavailable(format!(
+                        "the Python worker speaks protocol {protocol:?}, this server {PROTOCOL_VERSION}"
+                    )));
+                }
+                tracing::debug!(
+                    target: LOG, plugin = %plugin_id, pid, python = %params["python"],
+                    mautrix = %params["mautrix"], "Python worker started"
+                );
+                Ok(worker)
+            }
+            _ => {
+                worker.kill("it did not say hello in time");
+                Err(RuntimeError::Unavailable(
+                    "the Python worker did not start in time".into(),
+                ))
+            }
+        }
+    }
+
+    /// Sends a request now (so that requests keep their order) and returns the answer's future.
+    pub fn request(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> impl Future<Output = Result<Value, RuntimeError>> + Send + 'static {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let sent = if self.is_dead() {
+            false
+        } else {
+            lock(&self.pending).insert(id, tx);
+            let line = json!({ "id": id, "method": method, "params": params }).to_string();
+            self.out.send(line).is_ok()
+        };
+        let mut dead = self.dead.clone();
+        async move {
+            if !sent {
+                return Err(unavailable(&dead.borrow()));
+            }
+            tokio::select! {
+                answer = rx => answer.unwrap_or_else(|_| Err(RuntimeError::Unavailable("the Python worker exited".into()))),
+                reason = dead.wait_for(Option::is_some) => {
+                    let reason = reason.map(|r| r.clone()).unwrap_or_default();
+                    Err(unavailable(&reason))
+                }
+            }
+        }
+    }
+
+    /// A request with a deadline; past it, the worker is killed, since a worker that does not
+    /// answer has a blocked event loop.
+    pub async fn request_within(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Value, RuntimeError> {
+        match tokio::time::timeout(timeout, self.request(method, params)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                let reason = format!("{what} did not finish within {} s", timeout.as_secs_f64());
+                self.kill(&reason);
+                Err(RuntimeError::Timeout(reason))
+            }
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.borrow().is_some()
+    }
+
+    /// Waits until the worker is gone; the reason.
+    pub async fn died(&self) -> String {
+        let mut dead = self.dead.clone();
+        match dead.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "the worker's watcher stopped".to_owned(),
+        }
+    }
+
+    /// Kills the process; `reason` is what its instances are reported failed with.
+    pub fn kill(&self, reason: &str) {
+        let _ = self.kill.send(reason.to_owned());
+    }
+
+    /// Asks the worker to exit (by closing the connection) and kills it if it does not.
+    pub async fn shut_down(&self) {
+        let _ = self.out.send(String::new());
+        let _ = self.kill.send(String::new());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.died()).await;
+        if !self.is_dead() {
+            self.kill("it did not exit when asked");
+        }
+        tracing::debug!(target: LOG, plugin = %self.plugin_id, "Python worker stopped");
+    }
+}
+
+fn unavailable(reason: &Option<String>) -> RuntimeError {
+    RuntimeError::Unavailable(match reason {
+        Some(reason) if !reason.is_empty() => format!("the Python worker is gone: {reason}"),
+        _ => "the Python worker is gone".to_owned(),
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn read_loop(
+    read: tokio::net::unix::OwnedReadHalf,
+    out: mpsc::UnboundedSender<String>,
+    pending: Pending,
+    inbound: Arc<dyn Inbound>,
+    hello: oneshot::Sender<Value>,
+    plugin_id: String,
+) {
+    let mut hello = Some(hello);
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            tracing::warn!(target: LOG, plugin = %plugin_id, "The Python worker sent a line that is not JSON");
+            continue;
+        };
+        let id = message.get("id").and_then(Value::as_u64);
+        match (message.get("method").and_then(Value::as_str), id) {
+            (Some("hello"), None) => {
+                if let Some(hello) = hello.take() {
+                    let _ = hello.send(message["params"].clone());
+                }
+            }
+            (Some(method), None) => inbound.notify(method, message["params"].clone()),
+            (Some(method), Some(id)) => {
+                let inbound = Arc::clone(&inbound);
+                let out = out.clone();
+                let method = method.to_owned();
+                let params = message["params"].clone();
+                tokio::spawn(async move {
+                    let reply = match inbound.request(&method, params).await {
+                        Ok(result) => json!({ "id": id, "result": result }),
+                        Err(message) => {
+                            json!({ "id": id, "error": { "message": message, "traceback": null } })
+                        }
+                    };
+                    let _ = out.send(reply.to_string());
+                });
+            }
+            (None, Some(id)) => {
+                let Some(tx) = lock(&pending).remove(&id) else {
+                    continue;
+                };
+                let answer = match message.get("error") {
+                    Some(error) => Err(RuntimeError::Plugin {
+                        message: error["message"]
+                            .as_str()
+                            .unwrap_or("unknown error")
+                            .to_owned(),
+                        detail: error["traceback"].as_str().map(str::to_owned),
+                    }),
+                    None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
+                };
+                let _ = tx.send(answer);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// Waits for the process to exit or to be killed; then records why and fails what is pending.
+async fn watch_process(
+    mut child: Child,
+    mut kill: mpsc::UnboundedReceiver<String>,
+    dead: watch::Sender<Option<String>>,
+    pending: Pending,
+    plugin_id: String,
+) {
+    let reason = tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => format!("the worker exited ({status})"),
+            Err(err) => format!("the worker could not be watched: {err}"),
+        },
+        Some(reason) = kill.recv() => {
+            if reason.is_empty() {
+                // A polite shutdown: the connection is closed by dropping the writer below;
+                // give the worker a moment, then insist.
+                match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                    Ok(_) => String::new(),
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        "it did not exit when asked".to_owned()
+                    }
+                }
+            } else {
+                tracing::warn!(target: LOG, plugin = %plugin_id, reason = %reason, "Killing the Python worker");
+                let _ = child.kill().await;
+                reason
+            }
+        }
+    };
+    if !reason.is_empty() {
+        tracing::warn!(target: LOG, plugin = %plugin_id, reason = %reason, "Python worker gone");
+    }
+    let error = unavailable(&Some(reason.clone()));
+    let _ = dead.send(Some(reason));
+    for (_, tx) in lock(&pending).drain() {
+        let _ = tx.send(Err(error.clone()));
+    }
+}
+
+/// The worker's own output: stray prints and Python's crash reports.
+async fn log_output(plugin_id: String, stream: impl AsyncRead + Unpin, stderr: bool) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if stderr {
+            tracing::warn!(target: LOG, plugin = %plugin_id, "{line}");
+        } else {
+            tracing::info!(target: LOG, plugin = %plugin_id, "{line}");
+        }
+    }
+}
