@@ -19,7 +19,7 @@ pub(crate) async fn server_for_shared_synapse(backend: Backend, test: &str) -> O
 }
 
 /// A server for the shared test Synapse (see [`server_for`]).
-async fn server_with_synapse(
+pub(crate) async fn server_with_synapse(
     backend: Backend,
     test: &str,
 ) -> Option<(TestServer, &'static Synapse)> {
@@ -57,12 +57,12 @@ async fn server_for(backend: Backend, test: &str, synapse: &Synapse) -> Option<T
     .await
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}{:08x}", rand::random::<u32>())
 }
 
 /// Polls the client until `check` holds (up to 60 s); returns its last view.
-async fn wait_for_client(
+pub(crate) async fn wait_for_client(
     server: &TestServer,
     token: &str,
     id: &str,
@@ -94,14 +94,14 @@ on_both_databases!(
 on_both_databases!(listing_and_unknown_clients);
 
 /// A bot registered through the API, once it syncs: its ID and its view.
-async fn syncing_bot(server: &TestServer, token: &str) -> (String, Value) {
+pub(crate) async fn syncing_bot(server: &TestServer, token: &str) -> (String, Value) {
     let bot = register_bot(server, token).await;
     let id = bot["id"].as_str().expect("id").to_owned();
     wait_for_client(server, token, &id, "sync_ok", |c| c["sync_ok"] == true).await;
     (id, bot)
 }
 
-async fn register_bot(server: &TestServer, token: &str) -> Value {
+pub(crate) async fn register_bot(server: &TestServer, token: &str) -> Value {
     let username = unique("bot");
     let (status, body) = server
         .post_json(
@@ -179,7 +179,7 @@ async fn bot_joins_invites_and_sets_its_profile(server: &TestServer) {
 }
 
 /// A client-server API call to `synapse` as `token`; the answer's JSON.
-async fn matrix_call(
+pub(crate) async fn matrix_call(
     synapse: &Synapse,
     token: &str,
     method: reqwest::Method,
@@ -202,7 +202,7 @@ async fn matrix_call(
 }
 
 /// A room made by `tester` with `invite` invited; `preset` as in `createRoom`.
-async fn create_room(
+pub(crate) async fn create_room(
     synapse: &Synapse,
     tester: &RegisteredUser,
     invite: &str,
@@ -224,7 +224,12 @@ async fn create_room(
 }
 
 /// Whether `user` joins `room` within 30 s, as `tester` sees it.
-async fn joins(synapse: &Synapse, tester: &RegisteredUser, room: &str, user: &str) -> bool {
+pub(crate) async fn joins(
+    synapse: &Synapse,
+    tester: &RegisteredUser,
+    room: &str,
+    user: &str,
+) -> bool {
     for _ in 0..300 {
         let path = format!("rooms/{room}/joined_members");
         let members = matrix_call(

@@ -8,4 +8,5 @@ mod binary;
 mod clients;
 mod database;
 mod errors;
+mod plugins;
 mod synapse;

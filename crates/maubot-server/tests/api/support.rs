@@ -88,6 +88,17 @@ impl TestServer {
         );
         let mut config = config::parse(&yaml).expect("test config").config;
         config.crypto_store_path = dir.path().join("crypto-stores").display().to_string();
+        let plugins = dir.path().join("plugins").display().to_string();
+        config.plugin_directories.upload = plugins.clone();
+        config.plugin_directories.load = vec![plugins];
+        config.plugin_directories.trash = dir.path().join("trash").display().to_string();
+        config.plugin_databases.sqlite = dir.path().join("dbs").display().to_string();
+        config.python_host.venv = maubot_test_support::python_host_venv()
+            .display()
+            .to_string();
+        config.python_host.ping_interval = 1.0;
+        config.python_host.ping_timeout = 3.0;
+        config.python_host.start_timeout = 10.0;
         adjust(&mut config);
         let running = maubot_server::start(config.clone())
             .await
@@ -100,6 +111,11 @@ impl TestServer {
             _dir: dir,
             _postgres: postgres,
         })
+    }
+
+    /// The server's data directory (plugins, trash, databases).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn addr(&self) -> SocketAddr {

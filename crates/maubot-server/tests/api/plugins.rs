@@ -1,0 +1,822 @@
+//! Plugins and instances: archives checked on upload, maubot's routes and errcodes, and the test
+//! plugins of `tests/plugins` running in the real Python plugin host against a real Synapse.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use maubot_test_support::{RegisteredUser, Synapse};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::clients::{
+    create_room, joins, matrix_call, server_with_synapse, syncing_bot, unique, wait_for_client,
+};
+use crate::support::{Backend, TestServer, assert_error, on_both_databases};
+
+const ECHO: &str = "xyz.maubot-rs.test.echo";
+
+fn plugin_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/plugins")
+        .join(name)
+}
+
+/// A zip of the given entries.
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, data) in entries {
+        writer.start_file(*name, options).expect("zip entry");
+        writer.write_all(data).expect("zip data");
+    }
+    writer.finish().expect("zip").into_inner()
+}
+
+/// The `.mbp` of a test plugin: every file of its folder at the archive's root.
+fn mbp(name: &str) -> Vec<u8> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("plugin dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "__pycache__") {
+                    walk(root, &path, out);
+                }
+            } else {
+                let relative = path.strip_prefix(root).expect("under root");
+                out.push((
+                    relative.to_string_lossy().into_owned(),
+                    std::fs::read(&path).expect("read"),
+                ));
+            }
+        }
+    }
+    let root = plugin_source(name);
+    let mut files = Vec::new();
+    walk(&root, &root, &mut files);
+    files.sort();
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    zip_of(&entries)
+}
+
+async fn upload(
+    server: &TestServer,
+    token: &str,
+    bytes: Vec<u8>,
+    query: &str,
+) -> (StatusCode, Value) {
+    server
+        .send(
+            server
+                .http
+                .post(server.api(&format!("/plugins/upload{query}")))
+                .body(bytes),
+            Some(token),
+        )
+        .await
+}
+
+async fn put_instance(
+    server: &TestServer,
+    token: &str,
+    id: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    server
+        .send(
+            server
+                .http
+                .put(server.api(&format!("/instance/{id}")))
+                .body(body.to_string()),
+            Some(token),
+        )
+        .await
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Plugin uploads may be larger than the other tests' 4 KiB bodies.
+async fn server_for_plugins(backend: Backend, test: &str) -> Option<TestServer> {
+    TestServer::start_with(backend, test, |config| {
+        config.server.max_body_size = 2 * 1024 * 1024;
+    })
+    .await
+}
+
+on_both_databases!(
+    start = crate::plugins::server_for_plugins;
+    uploads_store_replace_and_survive_restarts_of_nothing_but_valid_archives,
+    plugin_and_instance_routes_refuse_bad_input,
+);
+
+async fn uploads_store_replace_and_survive_restarts_of_nothing_but_valid_archives(
+    server: &TestServer,
+) {
+    let token = server.root_token().await;
+    let plugins = server.dir().join("plugins");
+    let trash = server.dir().join("trash");
+
+    let (status, plugin) = upload(server, &token, mbp("echo"), "").await;
+    assert_eq!(status, StatusCode::CREATED, "{plugin}");
+    assert_eq!(plugin["id"], ECHO);
+    assert_eq!(plugin["version"], "1.0.0");
+    assert_eq!(plugin["instances"], json!([]));
+    let path = plugins.join(format!("{ECHO}-v1.0.0.mbp"));
+    assert_eq!(plugin["path"], path.display().to_string());
+    assert_eq!(files_in(&plugins), [format!("{ECHO}-v1.0.0.mbp")]);
+
+    let (status, list) = server.get("/plugins", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([plugin]));
+    assert_eq!(
+        server.get(&format!("/plugin/{ECHO}"), Some(&token)).await.1,
+        plugin
+    );
+
+    // The same ID again: refused without allow_override; any value of it allows (maubot).
+    let again = upload(server, &token, mbp("echo-v2"), "").await;
+    assert_error(&again, StatusCode::CONFLICT, "plugin_exists");
+    let again = upload(server, &token, mbp("echo-v2"), "?allow_override=").await;
+    assert_error(&again, StatusCode::CONFLICT, "plugin_exists");
+    let (status, replaced) = upload(server, &token, mbp("echo-v2"), "?allow_override=false").await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["version"], "2.0.0");
+    assert_eq!(files_in(&plugins), [format!("{ECHO}-v2.0.0.mbp")]);
+    let trashed = files_in(&trash);
+    assert!(
+        trashed.len() == 1 && trashed[0].ends_with(&format!("-update-{ECHO}-v1.0.0.mbp")),
+        "{trashed:?}"
+    );
+    // The same version again gets a time-stamped name.
+    let (status, same) = server
+        .send(
+            server
+                .http
+                .put(server.api(&format!("/plugin/{ECHO}")))
+                .body(mbp("echo-v2")),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    let name = files_in(&plugins).pop().expect("a file");
+    assert!(name.starts_with(&format!("{ECHO}-v2.0.0-ts")), "{name}");
+
+    // After a restart the plugin is found again in the load directory.
+    let (status, before) = server.get("/plugins", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let restarted_listing = {
+        // `restart` consumes the server; this test owns only a reference, so read the directory
+        // the way a new server would.
+        let found = maubot_server::plugins::files::scan(
+            &[plugins.display().to_string()],
+            &trash.display().to_string(),
+        );
+        found
+            .into_iter()
+            .map(|f| f.meta.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(restarted_listing, [ECHO]);
+    assert_eq!(before.as_array().map(Vec::len), Some(1));
+
+    // Deleting moves the file to the trash.
+    let (status, _) = server
+        .send(
+            server.http.delete(server.api(&format!("/plugin/{ECHO}"))),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(files_in(&plugins).is_empty());
+    assert!(files_in(&trash).iter().any(|n| n.contains("-delete-")));
+    let gone = server.get(&format!("/plugin/{ECHO}"), Some(&token)).await;
+    assert_error(&gone, StatusCode::NOT_FOUND, "plugin_not_found");
+}
+
+/// Every kind of bad archive: 400 `plugin_invalid` with a message a person can act on, and
+/// nothing written.
+async fn plugin_and_instance_routes_refuse_bad_input(server: &TestServer) {
+    let token = server.root_token().await;
+    let plugins = server.dir().join("plugins");
+    let meta = "id: test.bad\nversion: 1.0.0\nmodules: [bad]\nmain_class: Bad\n";
+    let module: &[u8] = b"from maubot import Plugin\n\nclass Bad(Plugin):\n    pass\n";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "not a zip",
+            b"definitely not a zip".to_vec(),
+            "File is not a maubot plugin",
+        ),
+        (
+            "no maubot.yaml",
+            zip_of(&[("bad.py", module)]),
+            "File does not contain a maubot plugin definition",
+        ),
+        (
+            "maubot.yaml in a folder",
+            zip_of(&[
+                ("bad-main/maubot.yaml", meta.as_bytes()),
+                ("bad-main/bad.py", module),
+            ]),
+            "bad-main",
+        ),
+        (
+            "invalid YAML",
+            zip_of(&[("maubot.yaml", b"id: [unclosed\n"), ("bad.py", module)]),
+            "not valid YAML",
+        ),
+        (
+            "missing field",
+            zip_of(&[
+                (
+                    "maubot.yaml",
+                    b"id: test.bad\nversion: 1.0.0\nmain_class: Bad\n",
+                ),
+                ("bad.py", module),
+            ]),
+            "modules",
+        ),
+        (
+            "version as a number",
+            zip_of(&[
+                (
+                    "maubot.yaml",
+                    b"id: test.bad\nversion: 1.0\nmodules: [bad]\nmain_class: Bad\n",
+                ),
+                ("bad.py", module),
+            ]),
+            "version",
+        ),
+        (
+            "missing module",
+            zip_of(&[("maubot.yaml", meta.as_bytes())]),
+            "Module bad not found in file",
+        ),
+        (
+            "main class missing",
+            zip_of(&[("maubot.yaml", meta.as_bytes()), ("bad.py", b"x = 1\n")]),
+            "Main class Bad not in bad",
+        ),
+        (
+            "newer maubot",
+            zip_of(&[
+                ("maubot.yaml", format!("{meta}maubot: 9.0.0\n").as_bytes()),
+                ("bad.py", module),
+            ]),
+            "Plugin requires maubot 9.0.0",
+        ),
+        (
+            "zip slip",
+            zip_of(&[
+                ("maubot.yaml", meta.as_bytes()),
+                ("bad.py", module),
+                ("../../evil.py", b"x"),
+            ]),
+            "../../evil.py",
+        ),
+    ];
+    for (what, bytes, message) in cases {
+        let answer = upload(server, &token, bytes, "").await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "plugin_invalid");
+        let error = answer.1["error"].as_str().unwrap_or_default();
+        assert!(error.contains(message), "{what}: {error}");
+        assert!(files_in(&plugins).is_empty(), "{what} left files behind");
+    }
+    // Too many entries (a cheap zip bomb).
+    let names: Vec<String> = (0..10_001).map(|i| format!("f{i}")).collect();
+    let mut entries: Vec<(&str, &[u8])> =
+        vec![("maubot.yaml", meta.as_bytes()), ("bad.py", module)];
+    entries.extend(names.iter().map(|n| (n.as_str(), &b""[..])));
+    let answer = upload(server, &token, zip_of(&entries), "").await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "plugin_invalid");
+    // Larger than the server takes.
+    let answer = upload(server, &token, vec![0; 3 * 1024 * 1024], "").await;
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "unhandled_http_413");
+    assert!(files_in(&plugins).is_empty());
+
+    // Legacy SQLAlchemy databases are not supported: maubot's answer without SQLAlchemy.
+    let legacy = zip_of(&[
+        ("maubot.yaml", format!("{meta}database: true\n").as_bytes()),
+        ("bad.py", module),
+    ]);
+    let answer = upload(server, &token, legacy, "").await;
+    assert_error(
+        &answer,
+        StatusCode::NOT_IMPLEMENTED,
+        "unsupported_plugin_database",
+    );
+
+    // PUT with another ID in the path.
+    let answer = server
+        .send(
+            server
+                .http
+                .put(server.api("/plugin/other.id"))
+                .body(mbp("echo")),
+            Some(&token),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "pid_mismatch");
+    assert!(files_in(&plugins).is_empty());
+
+    // Unknown IDs.
+    for (method, path, errcode) in [
+        (reqwest::Method::GET, "/plugin/nope", "plugin_not_found"),
+        (reqwest::Method::DELETE, "/plugin/nope", "plugin_not_found"),
+        (
+            reqwest::Method::POST,
+            "/plugin/nope/reload",
+            "plugin_not_found",
+        ),
+        (reqwest::Method::GET, "/instance/nope", "instance_not_found"),
+        (
+            reqwest::Method::DELETE,
+            "/instance/nope",
+            "instance_not_found",
+        ),
+    ] {
+        let answer = server
+            .send(server.http.request(method, server.api(path)), Some(&token))
+            .await;
+        assert_error(&answer, StatusCode::NOT_FOUND, errcode);
+    }
+
+    // Instance bodies.
+    let answer = server
+        .send(
+            server.http.put(server.api("/instance/x")).body("{not json"),
+            Some(&token),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "body_not_json");
+    let answer = put_instance(
+        server,
+        &token,
+        "x",
+        json!({ "type": ECHO, "enabled": "yes" }),
+    )
+    .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request_body");
+    let answer = put_instance(server, &token, "x", json!({ "primary_user": "@a:b" })).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "plugin_type_required");
+    let answer = put_instance(server, &token, "x", json!({ "type": ECHO })).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "primary_user_required");
+    let answer = put_instance(
+        server,
+        &token,
+        "x",
+        json!({ "type": ECHO, "primary_user": "@nobody:localhost" }),
+    )
+    .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "primary_user_not_found");
+    assert_eq!(server.get("/instances", Some(&token)).await.1, json!([]));
+}
+
+// ----- with Synapse and the Python plugin host -----
+
+/// A tester (a plain Matrix user) in a room with the bot.
+struct Room {
+    synapse: &'static Synapse,
+    tester: RegisteredUser,
+    id: String,
+}
+
+impl Room {
+    async fn with_bot(synapse: &'static Synapse, bot_id: &str) -> Room {
+        let name = unique("tester");
+        let tester = synapse
+            .register(&name, "tester-password", false)
+            .await
+            .expect("tester");
+        let id = create_room(synapse, &tester, bot_id, "public_chat").await;
+        assert!(
+            joins(synapse, &tester, &id, bot_id).await,
+            "the bot did not join"
+        );
+        Room {
+            synapse,
+            tester,
+            id,
+        }
+    }
+
+    async fn say(&self, text: &str) -> String {
+        let path = format!("rooms/{}/send/m.room.message/{}", self.id, unique("txn"));
+        let sent = matrix_call(
+            self.synapse,
+            &self.tester.access_token,
+            reqwest::Method::PUT,
+            &path,
+            json!({ "msgtype": "m.text", "body": text }),
+        )
+        .await;
+        sent["event_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{sent}"))
+            .to_owned()
+    }
+
+    /// The first message from `sender` after `after` (an event ID) that `check` accepts.
+    async fn message_from(
+        &self,
+        sender: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        for _ in 0..300 {
+            let path = format!("rooms/{}/messages?dir=b&limit=50", self.id);
+            let page = matrix_call(
+                self.synapse,
+                &self.tester.access_token,
+                reqwest::Method::GET,
+                &path,
+                json!({}),
+            )
+            .await;
+            if let Some(event) = page["chunk"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["sender"] == sender && check(e))
+            {
+                return event.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no message from {sender}: {what}");
+    }
+
+    /// Says `text` and waits for the bot's reply to it with `body`.
+    async fn expect_reply(&self, bot: &str, text: &str, body: &str) -> Value {
+        let asked = self.say(text).await;
+        self.message_from(bot, &format!("reply {body:?} to {text:?}"), |e| {
+            e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == asked.as_str()
+                && e["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.ends_with(body))
+        })
+        .await
+    }
+}
+
+async fn wait_for_instance(
+    server: &TestServer,
+    token: &str,
+    id: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..600 {
+        let (status, body) = server.get(&format!("/instance/{id}"), Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if check(&body) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("instance {id} never got {what}");
+}
+
+async fn upload_plugin(server: &TestServer, token: &str, name: &str) -> Value {
+    let (status, plugin) = upload(server, token, mbp(name), "?allow_override=true").await;
+    assert!(status.is_success(), "{status}: {plugin}");
+    plugin
+}
+
+async fn create_instance(
+    server: &TestServer,
+    token: &str,
+    id: &str,
+    plugin: &str,
+    bot: &str,
+) -> Value {
+    let (status, instance) = put_instance(
+        server,
+        token,
+        id,
+        json!({ "type": plugin, "primary_user": bot }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{instance}");
+    instance
+}
+
+async fn python_server(test: &str) -> (TestServer, &'static Synapse) {
+    server_with_synapse(Backend::Sqlite, test)
+        .await
+        .expect("sqlite")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugins_answer_commands_and_follow_config_and_new_code() {
+    let (server, synapse) = python_server("python_plugins").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+
+    upload_plugin(&server, &token, "echo").await;
+    let instance = create_instance(&server, &token, "echo1", ECHO, &bot).await;
+    assert_eq!(instance["started"], true, "{instance}");
+    assert_eq!(instance["enabled"], true);
+    assert_eq!(instance["type"], ECHO);
+    assert_eq!(instance["primary_user"], bot.as_str());
+    assert_eq!(instance["database"], false);
+    assert_eq!(instance["database_interface"], Value::Null);
+
+    // `!ping` → "pong", as a reply, an m.notice rendered from markdown (like maubot).
+    let pong = room.expect_reply(&bot, "!ping", "pong").await;
+    assert_eq!(pong["content"]["msgtype"], "m.notice", "{pong}");
+    assert_eq!(
+        pong["content"]["format"], "org.matrix.custom.html",
+        "{pong}"
+    );
+    room.say("!echo some **bold** text").await;
+    let echo = room
+        .message_from(&bot, "the echo", |e| {
+            e["content"]["formatted_body"]
+                .as_str()
+                .is_some_and(|h| h.contains("<strong>bold</strong>"))
+        })
+        .await;
+    assert!(
+        echo["content"]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("bold")),
+        "{echo}"
+    );
+
+    // Commands with subcommands and arguments; a passive handler; membership events.
+    upload_plugin(&server, &token, "commands").await;
+    create_instance(
+        &server,
+        &token,
+        "commands1",
+        "xyz.maubot-rs.test.commands",
+        &bot,
+    )
+    .await;
+    room.expect_reply(&bot, "!calc add 2 3", "5").await;
+    room.expect_reply(&bot, "!greet Alice", "Hello, Alice!")
+        .await;
+    room.expect_reply(&bot, "!greet", "Hello, stranger!").await;
+    let usage = room.say("!calc add 2 x").await;
+    room.message_from(&bot, "usage after a bad argument", |e| {
+        e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == usage.as_str()
+            && e["content"]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("Usage:"))
+    })
+    .await;
+    upload_plugin(&server, &token, "passive").await;
+    create_instance(
+        &server,
+        &token,
+        "passive1",
+        "xyz.maubot-rs.test.passive",
+        &bot,
+    )
+    .await;
+    room.expect_reply(&bot, "well HELLO there", "hi there")
+        .await;
+    upload_plugin(&server, &token, "members").await;
+    create_instance(
+        &server,
+        &token,
+        "members1",
+        "xyz.maubot-rs.test.members",
+        &bot,
+    )
+    .await;
+    let newcomer = synapse
+        .register(&unique("newcomer"), "newcomer-password", false)
+        .await
+        .expect("newcomer");
+    matrix_call(
+        synapse,
+        &newcomer.access_token,
+        reqwest::Method::POST,
+        &format!("join/{}", room.id),
+        json!({}),
+    )
+    .await;
+    room.message_from(&bot, "a welcome", |e| {
+        e["content"]["body"] == format!("welcome {}", newcomer.user_id)
+    })
+    .await;
+
+    // A config with base-config.yaml: normalised by the plugin at start, changed live.
+    upload_plugin(&server, &token, "configured").await;
+    let configured = create_instance(
+        &server,
+        &token,
+        "configured1",
+        "xyz.maubot-rs.test.configured",
+        &bot,
+    )
+    .await;
+    assert!(
+        configured["base_config"]
+            .as_str()
+            .is_some_and(|b| b.contains("greeting")),
+        "{configured}"
+    );
+    let configured = wait_for_instance(&server, &token, "configured1", "its saved config", |i| {
+        i["config"]
+            .as_str()
+            .is_some_and(|c| c.contains("greeting: Hello"))
+    })
+    .await;
+    assert_eq!(configured["started"], true);
+    room.expect_reply(&bot, "!greeting", "Hello").await;
+    let (status, updated) = put_instance(
+        &server,
+        &token,
+        "configured1",
+        json!({ "config": "greeting: Howdy\n" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    // The plugin's on_external_config_update normalised it against base-config.yaml.
+    assert!(
+        updated["config"]
+            .as_str()
+            .is_some_and(|c| c.contains("greeting: Howdy")),
+        "{updated}"
+    );
+    room.expect_reply(&bot, "!greeting", "Howdy").await;
+
+    // The client shows its instances.
+    let client = wait_for_client(&server, &token, &bot, "instances", |c| {
+        c["instances"].as_array().is_some_and(|i| i.len() == 5)
+    })
+    .await;
+    assert!(
+        client["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|i| i["started"] == true),
+        "{client}"
+    );
+
+    // New code: v2 answers differently; the instance was restarted on it.
+    let (status, v2) = upload(&server, &token, mbp("echo-v2"), "?allow_override=true").await;
+    assert_eq!(status, StatusCode::OK, "{v2}");
+    assert_eq!(v2["instances"][0]["started"], true, "{v2}");
+    room.expect_reply(&bot, "!ping", "pong v2").await;
+
+    // Delete rules: a plugin with instances and a client with instances stay.
+    let in_use = server
+        .send(
+            server.http.delete(server.api(&format!("/plugin/{ECHO}"))),
+            Some(&token),
+        )
+        .await;
+    assert_error(&in_use, StatusCode::PRECONDITION_FAILED, "plugin_in_use");
+    let in_use = server
+        .send(
+            server.http.delete(server.api(&format!("/client/{bot}"))),
+            Some(&token),
+        )
+        .await;
+    assert_error(&in_use, StatusCode::PRECONDITION_FAILED, "client_in_use");
+    let unknown_type = put_instance(
+        &server,
+        &token,
+        "x",
+        json!({ "type": "no.such.plugin", "primary_user": bot }),
+    )
+    .await;
+    assert_error(
+        &unknown_type,
+        StatusCode::NOT_FOUND,
+        "plugin_type_not_found",
+    );
+
+    // Reload from disk, then stop and start through `started`.
+    let (status, body) = server
+        .post_raw(&format!("/plugin/{ECHO}/reload"), Some(&token), "")
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "success": true })));
+    wait_for_instance(&server, &token, "echo1", "a restart", |i| {
+        i["started"] == true
+    })
+    .await;
+    room.expect_reply(&bot, "!ping", "pong v2").await;
+    let (_, stopped) = put_instance(&server, &token, "echo1", json!({ "started": false })).await;
+    assert_eq!(stopped["started"], false, "{stopped}");
+    let (_, started) = put_instance(&server, &token, "echo1", json!({ "started": true })).await;
+    assert_eq!(started["started"], true, "{started}");
+    room.expect_reply(&bot, "!ping", "pong v2").await;
+
+    // Delete the instance, then the plugin.
+    let (status, _) = server
+        .send(
+            server.http.delete(server.api("/instance/echo1")),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server
+        .send(
+            server.http.delete(server.api(&format!("/plugin/{ECHO}"))),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_plugins_are_reported_and_isolated() {
+    let (server, synapse) = python_server("failing_plugins").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "echo").await;
+    create_instance(&server, &token, "echo1", ECHO, &bot).await;
+
+    // A plugin raising in start(): not started, disabled (as maubot), the reason shown.
+    upload_plugin(&server, &token, "failstart").await;
+    let failed = create_instance(
+        &server,
+        &token,
+        "fail1",
+        "xyz.maubot-rs.test.failstart",
+        &bot,
+    )
+    .await;
+    assert_eq!(failed["started"], false, "{failed}");
+    assert_eq!(failed["enabled"], false, "{failed}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("deliberate failure in start")),
+        "{failed}"
+    );
+
+    // A plugin that blocks its worker forever in a handler: the worker is killed and restarted,
+    // the instance reported failed meanwhile; the echo plugin answers all along.
+    upload_plugin(&server, &token, "blocker").await;
+    create_instance(
+        &server,
+        &token,
+        "blocker1",
+        "xyz.maubot-rs.test.blocker",
+        &bot,
+    )
+    .await;
+    room.expect_reply(&bot, "!alive", "alive").await;
+    room.say("!hang").await;
+    room.expect_reply(&bot, "!ping", "pong").await;
+    let failing = wait_for_instance(&server, &token, "blocker1", "a failure", |i| {
+        i["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("liveness"))
+    })
+    .await;
+    assert_eq!(failing["enabled"], true, "{failing}");
+    wait_for_instance(&server, &token, "blocker1", "a restart", |i| {
+        i["started"] == true && i["failure"].is_null()
+    })
+    .await;
+    room.expect_reply(&bot, "!alive", "alive").await;
+
+    // Blocking in start(): the start times out, the instance is disabled with the reason.
+    let (status, hung) = put_instance(
+        &server,
+        &token,
+        "blocker2",
+        json!({ "type": "xyz.maubot-rs.test.blocker", "primary_user": bot, "config": "hang_in_start: true\n" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{hung}");
+    assert_eq!(hung["started"], false, "{hung}");
+    assert_eq!(hung["enabled"], false, "{hung}");
+    assert!(
+        hung["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("did not finish")),
+        "{hung}"
+    );
+    // The other instance of the same plugin came back after its worker was killed.
+    wait_for_instance(&server, &token, "blocker1", "a restart", |i| {
+        i["started"] == true
+    })
+    .await;
+    room.expect_reply(&bot, "!ping", "pong").await;
+    server.stop().await;
+}
