@@ -820,3 +820,138 @@ async fn failing_plugins_are_reported_and_isolated() {
     room.expect_reply(&bot, "!ping", "pong").await;
     server.stop().await;
 }
+
+/// The echo plugin in an encrypted room: the event reaches it decrypted, and its reply goes out
+/// encrypted (matrix-sdk in the server encrypts what the plugin sends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugins_answer_in_encrypted_rooms() {
+    use matrix_sdk::config::SyncSettings;
+    use matrix_sdk::deserialized_responses::EncryptionInfo;
+    use matrix_sdk::ruma::api::client::room::create_room::v3::{
+        Request as CreateRoomRequest, RoomPreset,
+    };
+    use matrix_sdk::ruma::events::InitialStateEvent;
+    use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
+    use matrix_sdk::ruma::events::room::message::{
+        OriginalSyncRoomMessageEvent, RoomMessageEventContent,
+    };
+    use matrix_sdk::ruma::{OwnedUserId, assign};
+
+    let (server, synapse) = python_server("python_e2ee").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    upload_plugin(&server, &token, "echo").await;
+    create_instance(&server, &token, "echo1", ECHO, &bot).await;
+
+    let tester_name = unique("tester");
+    synapse
+        .register(&tester_name, "tester-password", false)
+        .await
+        .expect("tester");
+    let tester = matrix_sdk::Client::builder()
+        .homeserver_url(synapse.base_url())
+        .build()
+        .await
+        .expect("client");
+    tester
+        .matrix_auth()
+        .login_username(&tester_name, "tester-password")
+        .send()
+        .await
+        .expect("login");
+    let quick = SyncSettings::default().timeout(Duration::from_millis(500));
+    tester.sync_once(quick.clone()).await.expect("sync");
+    let (received_tx, mut received) =
+        tokio::sync::mpsc::unbounded_channel::<(String, String, bool)>();
+    tester.add_event_handler(
+        move |event: OriginalSyncRoomMessageEvent, encryption: Option<EncryptionInfo>| {
+            let received_tx = received_tx.clone();
+            async move {
+                let _ = received_tx.send((
+                    event.sender.to_string(),
+                    event.content.body().to_owned(),
+                    encryption.is_some(),
+                ));
+            }
+        },
+    );
+
+    let bot_user: OwnedUserId = bot.parse().expect("user id");
+    let request = assign!(CreateRoomRequest::new(), {
+        invite: vec![bot_user.clone()],
+        preset: Some(RoomPreset::PrivateChat),
+        initial_state: vec![
+            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
+        ],
+    });
+    let room = tester.create_room(request).await.expect("create room");
+    let mut joined = false;
+    for _ in 0..120 {
+        tester.sync_once(quick.clone()).await.expect("sync");
+        let member = room.get_member_no_sync(&bot_user).await.expect("member");
+        if member.is_some_and(|m| {
+            *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
+        }) {
+            joined = true;
+            break;
+        }
+    }
+    assert!(joined, "the bot did not join the encrypted room");
+
+    let sent = room
+        .send(RoomMessageEventContent::text_plain("!ping"))
+        .await
+        .expect("send");
+    assert!(
+        sent.encryption_info.is_some(),
+        "the tester's !ping went out unencrypted"
+    );
+    let mut pong = None;
+    for _ in 0..120 {
+        tester.sync_once(quick.clone()).await.expect("sync");
+        while let Ok((sender, body, encrypted)) = received.try_recv() {
+            if sender == bot && body.ends_with("pong") {
+                pong = Some(encrypted);
+            }
+        }
+        if pong.is_some() {
+            break;
+        }
+    }
+    assert_eq!(pong, Some(true), "no encrypted pong from the bot");
+    server.stop().await;
+}
+
+/// The Python package's own unit tests (python/tests), in the environment the server prepares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_package_unit_tests_pass() {
+    let settings = maubot_types::config::PythonHost {
+        venv: maubot_test_support::python_host_venv()
+            .display()
+            .to_string(),
+        ..Default::default()
+    };
+    let python = maubot_server::runtime::python::prepare_environment(&settings)
+        .await
+        .expect("the Python environment");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = tokio::process::Command::new(python)
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "python/tests",
+            "-t",
+            "python",
+        ])
+        .env("PYTHONPATH", repo.join("python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&repo)
+        .output()
+        .await
+        .expect("python runs");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("OK"), "{report}");
+}

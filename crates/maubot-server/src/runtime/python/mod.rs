@@ -25,6 +25,14 @@ use super::{
 
 pub use worker::PROTOCOL_VERSION;
 
+/// Prepares the Python environment of `settings` (as the first plugin start would) and returns
+/// its interpreter. For tests and benchmarks that run the plugin host's Python directly.
+pub async fn prepare_environment(
+    settings: &PythonHost,
+) -> Result<std::path::PathBuf, RuntimeError> {
+    Ok(Environment::new(settings.clone()).ensure().await?.python)
+}
+
 const LOG: &str = "maubot.host";
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
