@@ -731,7 +731,8 @@ impl PluginHost {
 
     /// Starts an instance if it is enabled and not running. A failure is logged and recorded;
     /// with `disable_on_failure` a failure of the plugin itself also disables the instance, as
-    /// in maubot (not when the runtime is unavailable: the instance starts once it is back).
+    /// in maubot (not when the runtime is unavailable, e.g. no Python: the instance stays enabled
+    /// and starts at the next server start or `started: true`).
     async fn start_instance(
         &self,
         id: &str,

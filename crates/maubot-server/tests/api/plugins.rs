@@ -302,9 +302,26 @@ async fn plugin_and_instance_routes_refuse_bad_input(server: &TestServer) {
     entries.extend(names.iter().map(|n| (n.as_str(), &b""[..])));
     let answer = upload(server, &token, zip_of(&entries), "").await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "plugin_invalid");
-    // Larger than the server takes.
-    let answer = upload(server, &token, vec![0; 3 * 1024 * 1024], "").await;
-    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "unhandled_http_413");
+    // Larger than the server takes: refused from the announced length, before any of it is
+    // read (over a raw connection, since a client still writing the body would see the
+    // connection close under it).
+    let status_line = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /_matrix/maubot/v1/plugins/upload HTTP/1.1\r\nHost: localhost\r\n\
+             Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+            3 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut answer = vec![0; 4096];
+        let read = stream.read(&mut answer).await.expect("read");
+        String::from_utf8_lossy(&answer[..read]).into_owned()
+    };
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    assert!(status_line.contains("unhandled_http_413"), "{status_line}");
     assert!(files_in(&plugins).is_empty());
 
     // Legacy SQLAlchemy databases are not supported: maubot's answer without SQLAlchemy.
@@ -676,6 +693,38 @@ async fn python_plugins_answer_commands_and_follow_config_and_new_code() {
     let (status, v2) = upload(&server, &token, mbp("echo-v2"), "?allow_override=true").await;
     assert_eq!(status, StatusCode::OK, "{v2}");
     assert_eq!(v2["instances"][0]["started"], true, "{v2}");
+    room.expect_reply(&bot, "!ping", "pong v2").await;
+
+    // New code that fails to import while instances run: refused, the old code keeps running,
+    // the new file goes to the trash.
+    let broken = zip_of(&[
+        (
+            "maubot.yaml",
+            format!("id: {ECHO}\nversion: 3.0.0\nmodules: [mbrs_test_echo]\nmain_class: EchoBot\n")
+                .as_bytes(),
+        ),
+        (
+            "mbrs_test_echo.py",
+            b"import no_such_module_anywhere\nfrom maubot import Plugin\n\nclass EchoBot(Plugin):\n    pass\n",
+        ),
+    ]);
+    let refused = upload(&server, &token, broken, "?allow_override=true").await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "plugin_invalid");
+    assert!(
+        refused.1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no_such_module_anywhere")),
+        "{}",
+        refused.1
+    );
+    let (_, still) = server.get(&format!("/plugin/{ECHO}"), Some(&token)).await;
+    assert_eq!(still["version"], "2.0.0", "{still}");
+    assert!(
+        files_in(&server.dir().join("trash"))
+            .iter()
+            .any(|n| n.contains("-failed_update-")),
+        "the broken file was not trashed"
+    );
     room.expect_reply(&bot, "!ping", "pong v2").await;
 
     // Delete rules: a plugin with instances and a client with instances stay.
