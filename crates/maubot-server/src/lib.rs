@@ -13,6 +13,7 @@ pub mod plugins;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod sync;
 
 pub use http::app;
 pub use server::{Running, start};

@@ -21,6 +21,7 @@ use super::session::{self, StoreLocation};
 use super::store::{self, ClientRecord};
 use super::{AccessDetails, ClientView};
 use crate::db::Database;
+use crate::sync::unix_millis;
 
 /// What a bot sees happen, for the plugin runtimes: decrypted timeline events and invites.
 #[derive(Debug, Clone)]
@@ -47,13 +48,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(320);
 
 /// Events older than this are not passed on after a restart (see `forward_events`).
 pub const MAX_EVENT_AGE: Duration = Duration::from_secs(5 * 60);
-
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// A bot account.
 #[derive(Debug)]

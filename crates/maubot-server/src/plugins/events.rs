@@ -17,10 +17,7 @@ pub fn to_json(event: &BotEvent, own_user_id: &str) -> Option<Value> {
         // The homeserver sends invites as stripped state without an event ID or timestamp;
         // plugins (through mautrix) expect a whole member event, so those are filled in.
         BotEvent::Invite { room_id, sender } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
+            let now = crate::sync::unix_millis();
             Some(json!({
                 "type": "m.room.member",
                 "room_id": room_id,

@@ -75,7 +75,7 @@ pub fn replacement_file_name(
     old_name: &str,
     old_version: &str,
     new_version: &str,
-    now_ms: u128,
+    now_ms: u64,
 ) -> String {
     let new_version = if old_version == new_version {
         format!("{new_version}-ts{now_ms}")

@@ -27,6 +27,7 @@ use crate::runtime::{
     self, InstanceStart, LoadedPlugin, MatrixRequest, MatrixResponse, PluginCode, PluginRuntime,
     RuntimeError, RuntimeHost, Started,
 };
+use crate::sync::lock;
 
 const LOG: &str = "maubot.instance";
 
@@ -168,10 +169,6 @@ pub struct PluginHost {
     /// Serialises changes (API calls, start-up): a change sees the state the last one left.
     ops: tokio::sync::Mutex<()>,
     state: Mutex<State>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl PluginHost {
@@ -380,10 +377,7 @@ impl PluginHost {
                 if !allow_override {
                     return Err(Error::PluginExists);
                 }
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or(0);
+                let now_ms = crate::sync::unix_millis();
                 let old_name = old
                     .path
                     .file_name()

@@ -22,6 +22,7 @@ use super::{
     InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
     RuntimeHost, Started,
 };
+use crate::sync::lock;
 
 pub use worker::PROTOCOL_VERSION;
 
@@ -88,10 +89,6 @@ struct PythonPlugin {
     worker: Mutex<Option<Arc<Worker>>>,
     /// Instances that should be running, with what they were started with.
     running: Mutex<BTreeMap<String, InstanceStart>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn seconds(value: f64) -> Duration {

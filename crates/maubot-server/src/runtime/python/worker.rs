@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::env::Prepared;
 use crate::runtime::RuntimeError;
+use crate::sync::lock;
 
 const LOG: &str = "maubot.host";
 
@@ -244,10 +245,6 @@ fn unavailable(reason: &Option<String>) -> RuntimeError {
         Some(reason) if !reason.is_empty() => format!("the Python worker is gone: {reason}"),
         _ => "the Python worker is gone".to_owned(),
     })
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn read_loop(
