@@ -9,6 +9,7 @@ pub mod db;
 pub mod homeserver_auth;
 pub mod http;
 pub mod logging;
+pub mod logs;
 pub mod plugins;
 pub mod runtime;
 pub mod server;
