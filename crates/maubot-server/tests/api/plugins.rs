@@ -1023,3 +1023,27 @@ async fn a_missing_python_is_a_clear_error() {
         "{message}"
     );
 }
+
+/// What a Python plugin logs reaches the live log websocket under its instance's logger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_log_lines_reach_the_log_websocket() {
+    crate::logs::capture_logs();
+    let (server, synapse) = python_server("python_logs").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "echo").await;
+    create_instance(&server, &token, "logecho", ECHO, &bot).await;
+    let mut socket = crate::logs::authenticated(&server, "?logger=maubot.instance.logecho").await;
+    room.expect_reply(&bot, "!ping", "pong").await;
+    let record = crate::logs::record_where(&mut socket, |r| {
+        r["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ping from"))
+    })
+    .await;
+    assert_eq!(record["name"], "maubot.instance.logecho", "{record}");
+    assert_eq!(record["levelname"], "INFO", "{record}");
+    assert_eq!(record["msg"], format!("ping from {}", room.tester.user_id));
+    server.stop().await;
+}
