@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "maubot-bench", about = "Benchmarks of maubot-rs that print figures")]
+#[command(
+    name = "maubot-bench",
+    about = "Benchmarks of maubot-rs that print figures"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub bench: Bench,

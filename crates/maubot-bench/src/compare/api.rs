@@ -79,7 +79,11 @@ impl Api {
     }
 
     /// Waits until every client is started and its sync working (as the server sees it).
-    pub async fn wait_clients_syncing(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_clients_syncing(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let clients = self.clients().await?;

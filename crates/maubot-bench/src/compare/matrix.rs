@@ -103,7 +103,15 @@ impl Tester {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        call(&self.http, &self.homeserver, &self.user.access_token, method, path, body).await
+        call(
+            &self.http,
+            &self.homeserver,
+            &self.user.access_token,
+            method,
+            path,
+            body,
+        )
+        .await
     }
 
     /// A new unencrypted room (room version 10, public chat) with `invite` invited; its ID.
@@ -231,8 +239,7 @@ impl Tester {
         let deadline = started + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(Some(Seen { at, event })) = tokio::time::timeout(left, seen.recv()).await
-            else {
+            let Ok(Some(Seen { at, event })) = tokio::time::timeout(left, seen.recv()).await else {
                 bail!("{bot} did not answer !ping in {room} within 60 s");
             };
             let reply_to = &event["content"]["m.relates_to"]["m.in_reply_to"]["event_id"];
@@ -256,7 +263,10 @@ async fn call(
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
     let mut request = http
-        .request(method.clone(), format!("{homeserver}/_matrix/client/v3/{path}"))
+        .request(
+            method.clone(),
+            format!("{homeserver}/_matrix/client/v3/{path}"),
+        )
         .bearer_auth(token)
         .timeout(Duration::from_secs(90));
     if let Some(body) = body {

@@ -56,14 +56,13 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let maubot_crypto = server::maubot_has_crypto(&maubot_venv).await;
     let python_host_venv = maubot_test_support::python_host_venv();
     eprintln!("preparing maubot-rs's Python plugin host environment");
-    let python = maubot_server::runtime::python::prepare_environment(
-        &maubot_types::config::PythonHost {
+    let python =
+        maubot_server::runtime::python::prepare_environment(&maubot_types::config::PythonHost {
             venv: python_host_venv.display().to_string(),
             ..Default::default()
-        },
-    )
-    .await
-    .context("prepare the Python plugin host's environment")?;
+        })
+        .await
+        .context("prepare the Python plugin host's environment")?;
     let archive = matrix::echo_mbp()?;
 
     eprintln!(
@@ -119,12 +118,16 @@ async fn measure(
     let prefix = kind.user_prefix();
     let settle = Duration::from_secs(args.settle);
     let hs = synapse.base_url();
-    eprintln!("{name}: registering {} users", 1 + args.plugin_bots + args.bots);
+    eprintln!(
+        "{name}: registering {} users",
+        1 + args.plugin_bots + args.bots
+    );
     let tester = synapse
         .register(&format!("{prefix}tester"), "bench-password", false)
         .await?;
     let mut tester = Tester::new(&hs, tester);
-    let plugin_bots = matrix::register_many(synapse, &format!("{prefix}p"), args.plugin_bots).await?;
+    let plugin_bots =
+        matrix::register_many(synapse, &format!("{prefix}p"), args.plugin_bots).await?;
     let scale_bots = matrix::register_many(synapse, &format!("{prefix}s"), args.bots).await?;
 
     // ----- plugins -----
@@ -191,15 +194,9 @@ async fn measure(
             "{name}: GET {route} for {} s over {} connections",
             args.duration, args.connections
         );
-        let result = load::run(
-            server.port,
-            route,
-            &api.token,
-            args.connections,
-            duration,
-        )
-        .await
-        .with_context(|| format!("load on GET {route}"))?;
+        let result = load::run(server.port, route, &api.token, args.connections, duration)
+            .await
+            .with_context(|| format!("load on GET {route}"))?;
         api_load.push((route, result));
     }
     server.stop().await?;

@@ -49,7 +49,10 @@ impl Figures {
     }
 
     fn load(&self, route: &str) -> Option<&LoadResult> {
-        self.api_load.iter().find(|(r, _)| *r == route).map(|(_, l)| l)
+        self.api_load
+            .iter()
+            .find(|(r, _)| *r == route)
+            .map(|(_, l)| l)
     }
 
     fn to_json(&self) -> Value {
@@ -198,14 +201,20 @@ impl Report<'_> {
                 "MiB",
             )
             .values(
-                rs.with_plugins.rss_bytes.saturating_sub(rs.with_plugins.main_rss_bytes) as f64
+                rs.with_plugins
+                    .rss_bytes
+                    .saturating_sub(rs.with_plugins.main_rss_bytes) as f64
                     / 1_048_576.0,
                 None,
             ),
             {
                 let (a, b) = both(&|f| f.with_plugins.fds as f64);
-                Metric::new("fds_plugin_bots", format!("fds, {n} bots with echo instances"), "")
-                    .values(a, b)
+                Metric::new(
+                    "fds_plugin_bots",
+                    format!("fds, {n} bots with echo instances"),
+                    "",
+                )
+                .values(a, b)
             },
             {
                 let (a, b) = both(&|f| f.scale.with.rss_mib());
@@ -214,8 +223,12 @@ impl Report<'_> {
             },
             {
                 let (a, b) = both(&|f| f.per_bot().0 / 1_048_576.0);
-                Metric::new("rss_per_bot_mib", format!("RSS per bot at {bots} bots"), "MiB")
-                    .values(a, b)
+                Metric::new(
+                    "rss_per_bot_mib",
+                    format!("RSS per bot at {bots} bots"),
+                    "MiB",
+                )
+                .values(a, b)
             },
             {
                 let (a, b) = both(&|f| f.per_bot().1);
@@ -236,9 +249,13 @@ impl Report<'_> {
                 _ => "api_clients_p99_ms",
             };
             metrics.push(
-                Metric::new(key("rps", route), format!("GET {route} throughput"), "req/s")
-                    .values(get(rs, &rps).unwrap_or(f64::NAN), get(mb, &rps))
-                    .target(Target::RatioAtLeast(10.0)),
+                Metric::new(
+                    key("rps", route),
+                    format!("GET {route} throughput"),
+                    "req/s",
+                )
+                .values(get(rs, &rps).unwrap_or(f64::NAN), get(mb, &rps))
+                .target(Target::RatioAtLeast(10.0)),
             );
             metrics.push(
                 Metric::new(key("p50", route), format!("GET {route} latency p50"), "ms")
@@ -273,8 +290,12 @@ impl Report<'_> {
                 "ms",
             )
             .values(self.dispatch.single.percentile(99.0), None),
-            Metric::new("python_host_events_per_s", "Python host dispatch (1 worker)", "ev/s")
-                .values(self.dispatch.per_second(), None),
+            Metric::new(
+                "python_host_events_per_s",
+                "Python host dispatch (1 worker)",
+                "ev/s",
+            )
+            .values(self.dispatch.per_second(), None),
             {
                 let (a, b) = both(&|f| f.listen.as_secs_f64());
                 Metric::new("seconds_to_api", "start to API answering", "s").values(a, b)
@@ -381,6 +402,9 @@ impl Report<'_> {
                 .to_owned(),
             "cold start: until Synapse answered a /sync of every bot (a message waited for each); \
              maubot-rs starts its clients 200 ms apart"
+                .to_owned(),
+            "adding bots: until each server reports every client started with sync_ok (maubot \
+             0.6 reports sync_ok before its first sync, so its figure is to started)"
                 .to_owned(),
         ];
         if let [Some(start), Some(end)] = self.load_average {

@@ -207,7 +207,10 @@ impl Server {
             .await
             .is_err()
         {
-            eprintln!("  {} did not stop within 20 s; killing it", self.kind.name());
+            eprintln!(
+                "  {} did not stop within 20 s; killing it",
+                self.kind.name()
+            );
             self.child.kill().await?;
         }
         for child in children {

@@ -66,8 +66,7 @@ async fn follow(
             continue;
         };
         let mut fresh = String::new();
-        if file.seek(SeekFrom::Start(offset)).is_err() || file.read_to_string(&mut fresh).is_err()
-        {
+        if file.seek(SeekFrom::Start(offset)).is_err() || file.read_to_string(&mut fresh).is_err() {
             continue;
         }
         if fresh.is_empty() {
@@ -91,8 +90,7 @@ async fn follow(
 
 /// The user of an access log line of an answered `/sync` (status 200).
 fn answered_sync(line: &str) -> Option<&str> {
-    if !line.contains("Processed request") || !line.contains(" 200 \"GET /_matrix/client/v3/sync")
-    {
+    if !line.contains("Processed request") || !line.contains(" 200 \"GET /_matrix/client/v3/sync") {
         return None;
     }
     let start = line.find("{@")? + 1;
