@@ -1,11 +1,13 @@
 //! `maubot-bench compare`: maubot-rs (the release binary) and maubot 0.6.0 (from PyPI, in a
-//! venv of its own) as separate processes with equivalent configs, against one Synapse. Each
-//! server is measured alone, one after the other, in two phases:
+//! venv of its own) as separate processes with equivalent configs, against one Synapse, in two
+//! phases:
 //!
-//! 1. plugins: `plugin_bots` bots, each with an instance of the test echo plugin and a room
-//!    with a tester: memory, `!ping` round trips, management API load;
-//! 2. scale: `bots` bots without plugins, ten to a room: memory and descriptors per bot, then
-//!    a restart (cold start) until Synapse has answered a `/sync` of every bot.
+//! 1. plugins, both servers side by side: `plugin_bots` bots each, every bot with an instance
+//!    of the test echo plugin and a room with the server's tester: memory, `!ping` round trips
+//!    (the servers taking turns), then management API load on one server at a time;
+//! 2. scale, one server at a time: `bots` bots without plugins, ten to a room: memory and
+//!    descriptors per bot, then a restart (cold start) until Synapse has answered a `/sync` of
+//!    every bot.
 //!
 //! Before both, the Python plugin host of maubot-rs is driven directly (events per second).
 
@@ -25,9 +27,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use maubot_test_support::Synapse;
 
+use self::api::Api;
 use self::matrix::{ECHO_ID, Tester};
-use self::report::{Figures, ScaleFigures};
-use self::server::{Kind, Programs, Setup};
+use self::report::{Figures, PluginFigures, ScaleFigures};
+use self::server::{Kind, Programs, Server, Setup};
 use self::stats::Summary;
 use crate::cli::CompareArgs;
 use crate::procfs::Usage;
@@ -80,9 +83,15 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         python_host_venv,
         homeserver: synapse.base_url(),
     };
+    let plugins = plugin_phase(&args, &synapse, &programs, &archive).await?;
     let mut figures = Vec::new();
-    for kind in [Kind::MaubotRs, Kind::Maubot] {
-        figures.push(measure(kind, &args, &synapse, &programs, &archive).await?);
+    for (kind, plugins) in [Kind::MaubotRs, Kind::Maubot].into_iter().zip(plugins) {
+        let scale = scale_phase(kind, &args, &synapse, &programs).await?;
+        figures.push(Figures {
+            kind,
+            plugins,
+            scale,
+        });
     }
     drop(synapse);
 
@@ -106,106 +115,173 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Both phases for one server.
-async fn measure(
+/// One server in the plugin phase.
+struct PluginRun {
     kind: Kind,
+    setup: Setup,
+    server: Server,
+    api: Api,
+    tester: Tester,
+    /// Each bot's room with the tester, and the bot.
+    rooms: Vec<(String, String)>,
+    listen: Duration,
+    idle: Usage,
+    pings: Vec<f64>,
+    log_offset: u64,
+}
+
+/// The plugin phase for both servers, which run side by side here so that their `!ping`s can
+/// take turns (the machine's other load then weighs on both alike). Memory is per process tree,
+/// and the API load runs against one server at a time while the other idles.
+async fn plugin_phase(
     args: &CompareArgs,
     synapse: &Synapse,
     programs: &Programs,
     archive: &[u8],
-) -> anyhow::Result<Figures> {
+) -> anyhow::Result<Vec<PluginFigures>> {
+    let settle = Duration::from_secs(args.settle);
+    let hs = synapse.base_url();
+    let mut runs = Vec::new();
+    for kind in [Kind::MaubotRs, Kind::Maubot] {
+        let name = kind.name();
+        let prefix = kind.user_prefix();
+        eprintln!("{name}: registering {} users", 1 + args.plugin_bots);
+        let tester = synapse
+            .register(&format!("{prefix}tester"), "bench-password", false)
+            .await?;
+        let tester = Tester::new(&hs, tester);
+        let bots = matrix::register_many(synapse, &format!("{prefix}p"), args.plugin_bots).await?;
+        let setup = Setup::new(kind, programs)?;
+        let mut server = setup.spawn(programs)?;
+        let (api, listen) = server.wait_api(Duration::from_secs(120)).await?;
+        eprintln!(
+            "{name}: API up after {:.2} s; idling {} s",
+            listen.as_secs_f64(),
+            args.settle
+        );
+        tokio::time::sleep(settle).await;
+        let idle = server.usage()?;
+        eprintln!(
+            "{name}: adding {} bots with an echo instance each",
+            args.plugin_bots
+        );
+        for bot in &bots {
+            api.add_client(&hs, &bot.access_token, &bot.device_id)
+                .await?;
+        }
+        api.wait_clients_syncing(bots.len(), Duration::from_secs(120))
+            .await?;
+        api.upload_plugin(archive.to_vec()).await?;
+        for (i, bot) in bots.iter().enumerate() {
+            api.create_instance(&format!("echo{i}"), ECHO_ID, &bot.user_id)
+                .await?;
+        }
+        let mut rooms = Vec::new();
+        for bot in &bots {
+            let members = [bot.user_id.clone()];
+            let room = tester.create_room(&members).await?;
+            tester
+                .wait_joined(&room, &members, Duration::from_secs(60))
+                .await?;
+            rooms.push((room, bot.user_id.clone()));
+        }
+        runs.push(PluginRun {
+            kind,
+            setup,
+            server,
+            api,
+            tester,
+            rooms,
+            listen,
+            idle,
+            pings: Vec::new(),
+            log_offset: 0,
+        });
+    }
+    eprintln!("bots joined their rooms; idling {} s", args.settle);
+    tokio::time::sleep(settle).await;
+    let mut with_plugins = Vec::new();
+    for run in &runs {
+        with_plugins.push(run.server.usage()?);
+    }
+
+    eprintln!("{} pings to each server, taking turns", args.pings);
+    for run in &mut runs {
+        run.tester.start_sync().await?;
+        for i in 0..WARM_UP_PINGS {
+            let (room, bot) = &run.rooms[i % run.rooms.len()];
+            run.tester.ping(room, bot).await?;
+        }
+        run.log_offset = std::fs::metadata(run.setup.log_path())?.len();
+    }
+    for i in 0..args.pings {
+        for run in &mut runs {
+            let (room, bot) = &run.rooms[i % run.rooms.len()];
+            let round_trip = run.tester.ping(room, bot).await?;
+            run.pings.push(round_trip.as_secs_f64() * 1000.0);
+        }
+    }
+    // Let the last timing line reach the log.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut figures = Vec::new();
+    for (run, with_plugins) in runs.into_iter().zip(with_plugins) {
+        let name = run.kind.name();
+        let handling = (run.kind == Kind::MaubotRs)
+            .then(|| handling_times(&run.setup.log_path(), run.log_offset))
+            .transpose()?;
+        let mut api_load = Vec::new();
+        for route in ["/plugins", "/clients"] {
+            eprintln!(
+                "{name}: GET {route} for {} s over {} connections",
+                args.duration, args.connections
+            );
+            let result = load::run(
+                run.server.port,
+                route,
+                &run.api.token,
+                args.connections,
+                Duration::from_secs(args.duration),
+            )
+            .await
+            .with_context(|| format!("load on GET {route}"))?;
+            api_load.push((route, result));
+        }
+        run.server.stop().await?;
+        figures.push(PluginFigures {
+            listen: run.listen,
+            idle: run.idle,
+            with_plugins,
+            pings: Summary::of(run.pings),
+            handling,
+            api_load,
+        });
+    }
+    Ok(figures)
+}
+
+/// The scale phase for one server, alone.
+async fn scale_phase(
+    kind: Kind,
+    args: &CompareArgs,
+    synapse: &Synapse,
+    programs: &Programs,
+) -> anyhow::Result<ScaleFigures> {
     let name = kind.name();
     let prefix = kind.user_prefix();
     let settle = Duration::from_secs(args.settle);
     let hs = synapse.base_url();
-    eprintln!(
-        "{name}: registering {} users",
-        1 + args.plugin_bots + args.bots
-    );
-    let tester = synapse
-        .register(&format!("{prefix}tester"), "bench-password", false)
-        .await?;
-    let mut tester = Tester::new(&hs, tester);
-    let plugin_bots =
-        matrix::register_many(synapse, &format!("{prefix}p"), args.plugin_bots).await?;
+    eprintln!("{name}: registering {} users", 1 + args.bots);
     let scale_bots = matrix::register_many(synapse, &format!("{prefix}s"), args.bots).await?;
-
-    // ----- plugins -----
+    let scale_tester = Tester::new(
+        &hs,
+        synapse
+            .register(&format!("{prefix}scaletester"), "bench-password", false)
+            .await?,
+    );
     let setup = Setup::new(kind, programs)?;
     let mut server = setup.spawn(programs)?;
     let (api, listen) = server.wait_api(Duration::from_secs(120)).await?;
-    eprintln!(
-        "{name}: API up after {:.2} s; idling {} s",
-        listen.as_secs_f64(),
-        args.settle
-    );
-    tokio::time::sleep(settle).await;
-    let idle = server.usage()?;
-    eprintln!(
-        "{name}: adding {} bots with an echo instance each",
-        args.plugin_bots
-    );
-    for bot in &plugin_bots {
-        api.add_client(&hs, &bot.access_token, &bot.device_id)
-            .await?;
-    }
-    api.wait_clients_syncing(plugin_bots.len(), Duration::from_secs(120))
-        .await?;
-    api.upload_plugin(archive.to_vec()).await?;
-    for (i, bot) in plugin_bots.iter().enumerate() {
-        api.create_instance(&format!("echo{i}"), ECHO_ID, &bot.user_id)
-            .await?;
-    }
-    let mut rooms = Vec::new();
-    for bot in &plugin_bots {
-        let members = [bot.user_id.clone()];
-        let room = tester.create_room(&members).await?;
-        tester
-            .wait_joined(&room, &members, Duration::from_secs(60))
-            .await?;
-        rooms.push((room, bot.user_id.clone()));
-    }
-    eprintln!("{name}: bots joined their rooms; idling {} s", args.settle);
-    tokio::time::sleep(settle).await;
-    let with_plugins = server.usage()?;
-
-    eprintln!("{name}: {} pings", args.pings);
-    tester.start_sync().await?;
-    for i in 0..WARM_UP_PINGS {
-        let (room, bot) = &rooms[i % rooms.len()];
-        tester.ping(room, bot).await?;
-    }
-    let log_offset = std::fs::metadata(setup.log_path())?.len();
-    let mut pings = Vec::new();
-    for i in 0..args.pings {
-        let (room, bot) = &rooms[i % rooms.len()];
-        pings.push(tester.ping(room, bot).await?.as_secs_f64() * 1000.0);
-    }
-    // Let the last timing line reach the log.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let handling = (kind == Kind::MaubotRs)
-        .then(|| handling_times(&setup.log_path(), log_offset))
-        .transpose()?;
-
-    let duration = Duration::from_secs(args.duration);
-    let mut api_load = Vec::new();
-    for route in ["/plugins", "/clients"] {
-        eprintln!(
-            "{name}: GET {route} for {} s over {} connections",
-            args.duration, args.connections
-        );
-        let result = load::run(server.port, route, &api.token, args.connections, duration)
-            .await
-            .with_context(|| format!("load on GET {route}"))?;
-        api_load.push((route, result));
-    }
-    server.stop().await?;
-    drop(tester);
-
-    // ----- scale -----
-    let setup = Setup::new(kind, programs)?;
-    let mut server = setup.spawn(programs)?;
-    let (api, _) = server.wait_api(Duration::from_secs(120)).await?;
     tokio::time::sleep(settle).await;
     let scale_idle = server.usage()?;
     eprintln!("{name}: adding {} bots", args.bots);
@@ -224,12 +300,6 @@ async fn measure(
     api.wait_clients_syncing(scale_bots.len(), Duration::from_secs(300))
         .await?;
     let add_seconds = adding.elapsed().as_secs_f64();
-    let scale_tester = Tester::new(
-        &hs,
-        synapse
-            .register(&format!("{prefix}scaletester"), "bench-password", false)
-            .await?,
-    );
     let mut scale_rooms = Vec::new();
     for group in scale_bots.chunks(10) {
         let members: Vec<String> = group.iter().map(|b| b.user_id.clone()).collect();
@@ -267,23 +337,14 @@ async fn measure(
         cold_start.as_secs_f64()
     );
     server.stop().await?;
-
-    Ok(Figures {
-        kind,
+    Ok(ScaleFigures {
         listen,
-        idle,
-        with_plugins,
-        pings: Summary::of(pings),
-        handling,
-        api_load,
-        scale: ScaleFigures {
-            bots: args.bots,
-            idle: scale_idle,
-            with: scale_with,
-            add_seconds,
-            cold_listen,
-            cold_start,
-        },
+        bots: args.bots,
+        idle: scale_idle,
+        with: scale_with,
+        add_seconds,
+        cold_listen,
+        cold_start,
     })
 }
 

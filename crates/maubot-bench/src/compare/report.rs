@@ -16,6 +16,13 @@ use crate::procfs::Usage;
 #[derive(Debug)]
 pub struct Figures {
     pub kind: Kind,
+    pub plugins: PluginFigures,
+    pub scale: ScaleFigures,
+}
+
+/// The plugin phase.
+#[derive(Debug)]
+pub struct PluginFigures {
     /// Spawn to the API answering, first start.
     pub listen: Duration,
     pub idle: Usage,
@@ -26,11 +33,12 @@ pub struct Figures {
     /// maubot-rs: from its pump receiving the event to the plugin's send arriving, ms.
     pub handling: Option<Summary>,
     pub api_load: Vec<(&'static str, LoadResult)>,
-    pub scale: ScaleFigures,
 }
 
 #[derive(Debug)]
 pub struct ScaleFigures {
+    /// Spawn to the API answering, on a fresh database with nothing else running.
+    pub listen: Duration,
     pub bots: usize,
     pub idle: Usage,
     pub with: Usage,
@@ -49,7 +57,8 @@ impl Figures {
     }
 
     fn load(&self, route: &str) -> Option<&LoadResult> {
-        self.api_load
+        self.plugins
+            .api_load
             .iter()
             .find(|(r, _)| *r == route)
             .map(|(_, l)| l)
@@ -58,19 +67,21 @@ impl Figures {
     fn to_json(&self) -> Value {
         let (rss_per_bot, fds_per_bot) = self.per_bot();
         let api: serde_json::Map<String, Value> = self
+            .plugins
             .api_load
             .iter()
             .map(|(route, load)| (format!("GET {route}"), load.to_json()))
             .collect();
         json!({
             "implementation": self.kind.name(),
-            "seconds_to_api": self.listen.as_secs_f64(),
-            "idle": self.idle.to_json(),
-            "with_plugin_bots": self.with_plugins.to_json(),
-            "ping_round_trip_ms": self.pings.to_json(),
-            "bot_handling_ms": self.handling.as_ref().map(Summary::to_json),
+            "seconds_to_api": self.plugins.listen.as_secs_f64(),
+            "idle": self.plugins.idle.to_json(),
+            "with_plugin_bots": self.plugins.with_plugins.to_json(),
+            "ping_round_trip_ms": self.plugins.pings.to_json(),
+            "bot_handling_ms": self.plugins.handling.as_ref().map(Summary::to_json),
             "api": api,
             "scale": {
+                "seconds_to_api": self.scale.listen.as_secs_f64(),
                 "bots": self.scale.bots,
                 "idle": self.scale.idle.to_json(),
                 "with_bots": self.scale.with.to_json(),
@@ -184,9 +195,9 @@ impl Report<'_> {
         let bots = self.args.bots;
         let mut metrics = vec![
             Metric::new("rss_idle_mib", "RSS idle", "MiB")
-                .values(mib(&rs.idle), Some(mib(&mb.idle))),
+                .values(mib(&rs.plugins.idle), Some(mib(&mb.plugins.idle))),
             {
-                let (a, b) = both(&|f| mib(&f.with_plugins));
+                let (a, b) = both(&|f| mib(&f.plugins.with_plugins));
                 Metric::new(
                     "rss_plugin_bots_mib",
                     format!("RSS, {n} bots with echo instances"),
@@ -201,14 +212,15 @@ impl Report<'_> {
                 "MiB",
             )
             .values(
-                rs.with_plugins
+                rs.plugins
+                    .with_plugins
                     .rss_bytes
-                    .saturating_sub(rs.with_plugins.main_rss_bytes) as f64
+                    .saturating_sub(rs.plugins.with_plugins.main_rss_bytes) as f64
                     / 1_048_576.0,
                 None,
             ),
             {
-                let (a, b) = both(&|f| f.with_plugins.fds as f64);
+                let (a, b) = both(&|f| f.plugins.with_plugins.fds as f64);
                 Metric::new(
                     "fds_plugin_bots",
                     format!("fds, {n} bots with echo instances"),
@@ -266,13 +278,15 @@ impl Report<'_> {
                     .values(get(rs, &p99).unwrap_or(f64::NAN), get(mb, &p99)),
             );
         }
-        let handling = rs.handling.clone().unwrap_or_default();
+        let handling = rs.plugins.handling.clone().unwrap_or_default();
         metrics.extend([
             Metric::new("ping_median_ms", "!ping round trip median", "ms")
-                .values(rs.pings.median(), Some(mb.pings.median()))
+                .values(rs.plugins.pings.median(), Some(mb.plugins.pings.median()))
                 .target(Target::RatioAtMost(1.0)),
-            Metric::new("ping_p90_ms", "!ping round trip p90", "ms")
-                .values(rs.pings.percentile(90.0), Some(mb.pings.percentile(90.0))),
+            Metric::new("ping_p90_ms", "!ping round trip p90", "ms").values(
+                rs.plugins.pings.percentile(90.0),
+                Some(mb.plugins.pings.percentile(90.0)),
+            ),
             Metric::new("handling_p50_ms", "bot-side handling p50", "ms")
                 .values(handling.median(), None),
             Metric::new("handling_p99_ms", "bot-side handling p99", "ms")
@@ -297,7 +311,7 @@ impl Report<'_> {
             )
             .values(self.dispatch.per_second(), None),
             {
-                let (a, b) = both(&|f| f.listen.as_secs_f64());
+                let (a, b) = both(&|f| f.scale.listen.as_secs_f64());
                 Metric::new("seconds_to_api", "start to API answering", "s").values(a, b)
             },
             {
