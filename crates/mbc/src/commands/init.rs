@@ -123,7 +123,7 @@ impl Plan {
         let class = self.class();
         if !self.config {
             return format!(
-                "\"\"\"{id}: answers !ping with \"pong\".\"\"\"\n\
+                "\"\"\"A maubot plugin: !ping answers \"pong\".\"\"\"\n\
                  \n\
                  from maubot import Plugin, MessageEvent\n\
                  from maubot.handlers import command\n\
@@ -132,12 +132,11 @@ impl Plan {
                  class {class}(Plugin):\n\
                  \x20   @command.new(\"ping\", help=\"Answer with pong\")\n\
                  \x20   async def ping(self, evt: MessageEvent) -> None:\n\
-                 \x20       await evt.reply(\"pong\")\n",
-                id = self.id,
+                 \x20       await evt.reply(\"pong\")\n"
             );
         }
         format!(
-            "\"\"\"{id}: answers !ping with the reply from its config.\"\"\"\n\
+            "\"\"\"A maubot plugin: !ping answers with the reply from its config.\"\"\"\n\
              \n\
              from typing import Type\n\
              \n\
@@ -162,8 +161,7 @@ impl Plan {
              \n\
              \x20   @command.new(\"ping\", help=\"Answer with the configured reply\")\n\
              \x20   async def ping(self, evt: MessageEvent) -> None:\n\
-             \x20       await evt.reply(self.config[\"reply\"])\n",
-            id = self.id,
+             \x20       await evt.reply(self.config[\"reply\"])\n"
         )
     }
 
@@ -185,9 +183,27 @@ impl Plan {
     }
 }
 
-/// A YAML single-quoted scalar (the value is one line, checked before).
+/// A YAML scalar that reads back as the string `text` (one line, checked before): plain when
+/// that is safe, else single-quoted.
 fn yaml_string(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    let lower = text.to_ascii_lowercase();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+        && !text.starts_with(['.', '-', '+'])
+        && text.parse::<f64>().is_err()
+        && !lower.starts_with("0x")
+        && !lower.starts_with("0o")
+        && !matches!(
+            lower.as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
 }
 
 pub fn init(args: InitArgs, term: &Term) -> Result<()> {
@@ -359,6 +375,32 @@ mod tests {
             assert_eq!(meta.extra_files.len(), usize::from(config));
             assert!(meta.extra.is_empty(), "{:?}", meta.extra);
             assert!(plan.module().contains("class HelloWorldBot(Plugin):"));
+        }
+    }
+
+    #[test]
+    fn yaml_strings_read_back_as_strings() {
+        for (text, written) in [
+            ("0.1.0", "0.1.0"),
+            ("com.example.hello", "com.example.hello"),
+            ("AGPL-3.0-or-later", "AGPL-3.0-or-later"),
+            ("1.0", "'1.0'"),
+            ("1", "'1'"),
+            ("1e3", "'1e3'"),
+            ("0x1F", "'0x1F'"),
+            (".inf", "'.inf'"),
+            ("yes", "'yes'"),
+            ("", "''"),
+            ("it's", "'it''s'"),
+            ("a: b", "'a: b'"),
+        ] {
+            assert_eq!(yaml_string(text), written);
+        }
+        let mut plan = plan("x", false);
+        for version in ["1.0", "1", "2024.1", "1.0.0"] {
+            plan.version = version.into();
+            let meta = PluginMeta::parse(&plan.maubot_yaml()).expect("valid");
+            assert_eq!(meta.version.as_str(), version);
         }
     }
 

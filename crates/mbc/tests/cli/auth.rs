@@ -2,41 +2,8 @@
 //! accounts, with and without making them clients.
 
 use maubot_test_support::Synapse;
-use maubot_test_support::synapse::REGISTRATION_SECRET;
-use maubot_types::config::Homeserver;
-use maubot_types::secret::Secret;
 
-use crate::support::{Mbc, TestServer};
-
-/// A server whose `homeservers` has `localhost`, the shared test Synapse, and `nosecret`, the
-/// same Synapse without a registration secret.
-async fn server_with_synapse() -> TestServer {
-    let synapse = tokio::task::spawn_blocking(Synapse::shared)
-        .await
-        .expect("synapse");
-    TestServer::start_with(|config| {
-        config.homeservers.clear();
-        config.homeservers.insert(
-            "localhost".into(),
-            Homeserver {
-                url: synapse.base_url(),
-                secret: Some(Secret::new(REGISTRATION_SECRET)),
-            },
-        );
-        config.homeservers.insert(
-            "nosecret".into(),
-            Homeserver {
-                url: synapse.base_url(),
-                secret: None,
-            },
-        );
-    })
-    .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}{:08x}", rand::random::<u32>())
-}
+use crate::support::{Mbc, TestServer, server_with_synapse, unique};
 
 macro_rules! synapse_test {
     ($($name:ident),* $(,)?) => {$(

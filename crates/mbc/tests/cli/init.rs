@@ -126,7 +126,7 @@ async fn init_with_a_licence_mbc_has_no_text_for() {
     );
     assert!(!mbc.work().join("LICENSE").exists());
     let yaml = std::fs::read_to_string(mbc.work().join("maubot.yaml")).expect("yaml");
-    assert!(yaml.contains("license: 'BSD-3-Clause'"), "{yaml}");
+    assert!(yaml.contains("license: BSD-3-Clause"), "{yaml}");
 }
 
 #[tokio::test]
@@ -152,4 +152,127 @@ async fn init_without_a_terminal_needs_the_id() {
         std::fs::read_dir(mbc.work()).expect("dir").count() == 1,
         "only my-plugin/"
     );
+}
+
+/// The scaffold is a working plugin: built and uploaded with mbc, on a bot made with
+/// `mbc auth`, it answers `!ping` with the reply from its config in a real room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scaffold_answers_ping() {
+    use std::time::Duration;
+
+    use maubot_test_support::Synapse;
+    use serde_json::{Value, json};
+
+    use crate::support::{server_with_synapse, unique};
+
+    let server = server_with_synapse().await;
+    let synapse = Synapse::shared();
+    let mbc = Mbc::new();
+    mbc.login(&server).await;
+    let bot_name = unique("mbcping");
+    let bot = format!("@{bot_name}:localhost");
+    mbc.run(&[
+        "auth",
+        "-h",
+        "localhost",
+        "-u",
+        &bot_name,
+        "-p",
+        "pw",
+        "-r",
+        "-c",
+    ])
+    .await
+    .assert_success();
+
+    let dir = mbc.work().join("hello");
+    std::fs::create_dir(&dir).expect("mkdir");
+    mbc.run_in(&dir, &["init", "-i", "com.example.hello", "-c"])
+        .await
+        .assert_success();
+    mbc.run_in(&dir, &["build", "-u"]).await.assert_success();
+    let token = server.root_token().await;
+    let (status, instance) = server
+        .call(
+            reqwest::Method::PUT,
+            "/instance/hello",
+            Some(&token),
+            Some(json!({ "type": "com.example.hello", "primary_user": bot })),
+        )
+        .await;
+    assert_eq!(status, 201, "{instance}");
+    assert_eq!(instance["started"], true, "{instance}");
+
+    // A tester invites the bot (which joins by itself) and pings it.
+    let tester = synapse
+        .register(&unique("tester"), "tester-password", false)
+        .await
+        .expect("tester");
+    let http = reqwest::Client::new();
+    let matrix = |method: reqwest::Method, path: String, body: Value| {
+        let request = http
+            .request(
+                method,
+                format!("{}/_matrix/client/v3/{path}", synapse.base_url()),
+            )
+            .bearer_auth(&tester.access_token)
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("Matrix request");
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let room = matrix(
+        reqwest::Method::POST,
+        "createRoom".into(),
+        json!({ "preset": "public_chat", "invite": [bot] }),
+    )
+    .await;
+    let room = room["room_id"].as_str().expect("room").to_owned();
+    let mut joined = false;
+    for _ in 0..300 {
+        let members = matrix(
+            reqwest::Method::GET,
+            format!("rooms/{room}/joined_members"),
+            json!({}),
+        )
+        .await;
+        if members["joined"].get(&bot).is_some() {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(joined, "the bot did not join");
+    let sent = matrix(
+        reqwest::Method::PUT,
+        format!("rooms/{room}/send/m.room.message/{}", unique("txn")),
+        json!({ "msgtype": "m.text", "body": "!ping" }),
+    )
+    .await;
+    let ping = sent["event_id"].as_str().expect("event").to_owned();
+    for _ in 0..300 {
+        let page = matrix(
+            reqwest::Method::GET,
+            format!("rooms/{room}/messages?dir=b&limit=50"),
+            json!({}),
+        )
+        .await;
+        let reply = page["chunk"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|event| {
+                event["sender"] == bot.as_str()
+                    && event["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
+                        == ping.as_str()
+            });
+        if let Some(reply) = reply {
+            assert_eq!(reply["content"]["body"], "pong", "{reply}");
+            server.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the scaffold did not answer !ping");
 }

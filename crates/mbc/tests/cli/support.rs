@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use maubot_server::Running;
+use maubot_test_support::Synapse;
+use maubot_test_support::synapse::REGISTRATION_SECRET;
+use maubot_types::config::Homeserver;
 use maubot_types::config::{self, Config};
+use maubot_types::secret::Secret;
 use serde_json::Value;
 
 pub const SECRET: &str = "test-unshared-secret-0123456789";
@@ -248,6 +252,36 @@ impl Mbc {
         .await
         .assert_success();
     }
+}
+
+/// A server whose `homeservers` has `localhost`, the shared test Synapse, and `nosecret`, the
+/// same Synapse without a registration secret.
+pub async fn server_with_synapse() -> TestServer {
+    let synapse = tokio::task::spawn_blocking(Synapse::shared)
+        .await
+        .expect("synapse");
+    TestServer::start_logging("WARNING", |config| {
+        config.homeservers.clear();
+        config.homeservers.insert(
+            "localhost".into(),
+            Homeserver {
+                url: synapse.base_url(),
+                secret: Some(Secret::new(REGISTRATION_SECRET)),
+            },
+        );
+        config.homeservers.insert(
+            "nosecret".into(),
+            Homeserver {
+                url: synapse.base_url(),
+                secret: None,
+            },
+        );
+    })
+    .await
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{:08x}", rand::random::<u32>())
 }
 
 /// A test plugin of the server's suite (`crates/maubot-server/tests/plugins/{name}`).
