@@ -281,14 +281,14 @@ impl PluginHost {
         state
             .plugins
             .values()
-            .map(|p| plugin_view(&state, p))
+            .map(|p| self.plugin_view(&state, p))
             .collect()
     }
 
     pub fn plugin(&self, id: &str) -> Result<PluginView> {
         let state = lock(&self.state);
         let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
-        Ok(plugin_view(&state, plugin))
+        Ok(self.plugin_view(&state, plugin))
     }
 
     pub fn instances(&self) -> Vec<InstanceView> {
@@ -315,6 +315,10 @@ impl PluginHost {
             .filter(|i| i.record.primary_user == client_id)
             .map(|i| self.instance_view(&state, i))
             .collect()
+    }
+
+    fn plugin_view(&self, state: &State, plugin: &Plugin) -> PluginView {
+        plugin_view(state, plugin, self.config.api_features.instance_database)
     }
 
     fn instance_view(&self, state: &State, instance: &Instance) -> InstanceView {
@@ -370,7 +374,7 @@ impl PluginHost {
                 let id = file.meta.id.to_string();
                 let mut state = lock(&self.state);
                 state.plugins.insert(id.clone(), Plugin { file, code });
-                let view = plugin_view(&state, &state.plugins[&id]);
+                let view = self.plugin_view(&state, &state.plugins[&id]);
                 Ok((true, view))
             }
             Some(old) => {
@@ -611,10 +615,9 @@ impl PluginHost {
             self.change(&id, |r| r.enabled = enabled).await?;
         }
         if let Some(config) = request.config {
-            let changed = self.record(&id)?.config != config;
             self.change(&id, |r| r.config = config.clone()).await?;
-            let running = self.running_code(&id);
-            if let Some(code) = running.filter(|_| changed)
+            // As in maubot, a running plugin hears of every config the API stores.
+            if let Some(code) = self.running_code(&id)
                 && let Err(err) = code.config_updated(&id, &config).await
             {
                 tracing::error!(target: LOG, instance = %id, error = %err, "The plugin failed to apply its new config");
@@ -889,7 +892,7 @@ async fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
         .map_err(|e| Error::Io(format!("cannot write the plugin file: {e}")))
 }
 
-fn plugin_view(state: &State, plugin: &Plugin) -> PluginView {
+fn plugin_view(state: &State, plugin: &Plugin, database_feature: bool) -> PluginView {
     PluginView {
         id: plugin.file.meta.id.to_string(),
         version: plugin.file.meta.version.normalized(),
@@ -897,7 +900,7 @@ fn plugin_view(state: &State, plugin: &Plugin) -> PluginView {
             .instances
             .values()
             .filter(|i| i.record.plugin == plugin.file.meta.id.as_str())
-            .map(|i| instance_view(state, i, true))
+            .map(|i| instance_view(state, i, database_feature))
             .collect(),
         path: plugin.file.path.clone(),
     }
