@@ -25,7 +25,7 @@ use crate::client::{Bot, ClientManager};
 use crate::db::{self, Database};
 use crate::runtime::{
     self, InstanceStart, LoadedPlugin, MatrixRequest, MatrixResponse, PluginCode, PluginRuntime,
-    RuntimeError, RuntimeHost, Started,
+    RuntimeError, RuntimeHost, Started, WebRequest, WebResponse,
 };
 use crate::sync::lock;
 
@@ -719,6 +719,30 @@ impl PluginHost {
             .map(|p| Arc::clone(&p.code))
     }
 
+    /// maubot's `public_url + plugin_base_path + id + "/"`.
+    fn webapp_url(&self, id: &str) -> String {
+        let server = &self.config.server;
+        format!("{}{}{id}/", server.public_url, server.plugin_base_path)
+    }
+
+    /// An HTTP request for a started instance's web app; `None` when there is no such web app.
+    pub async fn web_request(
+        &self,
+        id: &str,
+        request: WebRequest,
+    ) -> Option<std::result::Result<WebResponse, RuntimeError>> {
+        let code = {
+            let state = lock(&self.state);
+            let instance = state.instances.get(id).filter(|i| i.started)?;
+            let plugin = state
+                .plugins
+                .get(&instance.record.plugin)
+                .filter(|p| p.file.meta.webapp)?;
+            Arc::clone(&plugin.code)
+        };
+        Some(code.web_request(id, request).await)
+    }
+
     fn database_path(&self, id: &str) -> PathBuf {
         let dir = Path::new(&self.config.plugin_databases.sqlite);
         std::path::absolute(dir)
@@ -809,6 +833,7 @@ impl PluginHost {
             homeserver: bot_record.homeserver.clone(),
             config: record.config.clone(),
             database_url: database_url.clone(),
+            webapp_url: meta.webapp.then(|| self.webapp_url(id)),
         };
         match code.start(start).await {
             Ok(started) => {

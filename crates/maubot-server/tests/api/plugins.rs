@@ -1047,3 +1047,66 @@ async fn python_plugin_log_lines_reach_the_log_websocket() {
     assert_eq!(record["msg"], format!("ping from {}", room.tester.user_id));
     server.stop().await;
 }
+
+/// A plugin with `webapp: true`: its routes answer under `/_matrix/maubot/plugin/<instance>/`,
+/// without the management token, and can act as the bot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_web_apps_answer_http() {
+    let (server, synapse) = python_server("python_webapp").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "webhook").await;
+    create_instance(&server, &token, "hook1", "xyz.maubot-rs.test.webhook", &bot).await;
+    let web = |path: &str| format!("http://{}/_matrix/maubot/plugin/{path}", server.addr());
+
+    let hello = server
+        .http
+        .get(web("hook1/hello?name=bob"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(hello.status(), StatusCode::OK);
+    assert_eq!(hello.text().await.expect("body"), "hello bob");
+
+    let notified = server
+        .http
+        .post(web("hook1/notify"))
+        .json(&json!({ "room_id": room.id, "text": "deploy finished" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(notified.status(), StatusCode::OK);
+    let answer: Value = notified.json().await.expect("JSON");
+    let event_id = answer["event_id"].as_str().expect("event_id").to_owned();
+    room.message_from(&bot, "the webhook's notice", |e| {
+        e["event_id"] == event_id.as_str() && e["content"]["body"] == "deploy finished"
+    })
+    .await;
+
+    room.expect_reply(&bot, "!url", "/_matrix/maubot/plugin/hook1/")
+        .await;
+
+    // No such route in the plugin, no such web app, no trailing slash: 404.
+    for path in ["hook1/nothing-here", "nohook/hello", "hook1"] {
+        let status = server
+            .http
+            .get(web(path))
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, stopped) = put_instance(&server, &token, "hook1", json!({ "started": false })).await;
+    assert_eq!(stopped["started"], false);
+    let status = server
+        .http
+        .get(web("hook1/hello"))
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
