@@ -1110,3 +1110,41 @@ async fn python_plugin_web_apps_answer_http() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
 }
+
+/// A plugin's `dependencies` are installed by the server (maubot leaves that to the operator);
+/// one that cannot be installed is reported on the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_dependencies_install_themselves() {
+    let (server, synapse) = python_server("python_deps").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "deps").await;
+    let instance = create_instance(&server, &token, "deps1", "xyz.maubot-rs.test.deps", &bot).await;
+    assert_eq!(instance["started"], true, "{instance}");
+    room.expect_reply(&bot, "!when 5 March 2024", "2024-03-05")
+        .await;
+
+    let impossible = zip_of(&[
+        (
+            "maubot.yaml",
+            b"id: test.nodeps\nversion: 1.0.0\nmodules: [nodeps]\nmain_class: NoDeps\n\
+              dependencies: [maubot-rs-no-such-package-anywhere==1.0]\n",
+        ),
+        (
+            "nodeps.py",
+            b"from maubot import Plugin\n\nclass NoDeps(Plugin):\n    pass\n",
+        ),
+    ]);
+    let (status, _) = upload(&server, &token, impossible, "").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let failed = create_instance(&server, &token, "nodeps1", "test.nodeps", &bot).await;
+    assert_eq!(failed["started"], false, "{failed}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("maubot-rs-no-such-package-anywhere")),
+        "{failed}"
+    );
+    server.stop().await;
+}

@@ -110,7 +110,12 @@ impl PythonPlugin {
         if let Some(worker) = self.current_worker() {
             return Ok(worker);
         }
-        let prepared = self.env.ensure().await?;
+        let prepared = self
+            .env
+            .ensure()
+            .await?
+            .with_dependencies(self.id(), &self.code.meta.dependencies)
+            .await?;
         let inbound: Arc<dyn Inbound> = Arc::new(Callbacks {
             plugin: self.this.clone(),
         });
