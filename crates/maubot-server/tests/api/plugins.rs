@@ -1148,3 +1148,51 @@ async fn python_plugin_dependencies_install_themselves() {
     );
     server.stop().await;
 }
+
+/// An instance database: created with the plugin's upgrade table, kept across restarts of the
+/// instance, moved to the trash when the instance is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_databases_persist_and_go_with_the_instance() {
+    let (server, synapse) = python_server("python_db").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "storage").await;
+    let instance = create_instance(
+        &server,
+        &token,
+        "notes1",
+        "xyz.maubot-rs.test.storage",
+        &bot,
+    )
+    .await;
+    assert_eq!(instance["started"], true, "{instance}");
+    assert_eq!(instance["database"], true, "{instance}");
+    assert_eq!(instance["database_interface"], "asyncpg", "{instance}");
+    assert_eq!(instance["database_engine"], "sqlite", "{instance}");
+    let db = server.dir().join("dbs").join("notes1.db");
+    assert!(db.exists(), "no {}", db.display());
+
+    room.expect_reply(&bot, "!remember buy milk", "noted").await;
+    let (_, stopped) = put_instance(&server, &token, "notes1", json!({ "started": false })).await;
+    assert_eq!(stopped["started"], false);
+    let (_, started) = put_instance(&server, &token, "notes1", json!({ "started": true })).await;
+    assert_eq!(started["started"], true);
+    room.expect_reply(&bot, "!recall", "latest: buy milk").await;
+
+    let (status, _) = server
+        .send(
+            server.http.delete(server.api("/instance/notes1")),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!db.exists(), "the database stayed");
+    assert!(
+        files_in(&server.dir().join("trash"))
+            .iter()
+            .any(|n| n.ends_with("-deleted-notes1.db")),
+        "the database was not trashed"
+    );
+    server.stop().await;
+}
