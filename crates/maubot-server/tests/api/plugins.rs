@@ -843,6 +843,18 @@ async fn failing_plugins_are_reported_and_isolated() {
     .await;
     room.expect_reply(&bot, "!alive", "alive").await;
 
+    // A worker that crashes: reported with its exit status, restarted.
+    room.say("!crash").await;
+    wait_for_instance(&server, &token, "blocker1", "a crash", |i| {
+        i["failure"].as_str().is_some_and(|f| f.contains("exit status: 3"))
+    })
+    .await;
+    wait_for_instance(&server, &token, "blocker1", "a restart after the crash", |i| {
+        i["started"] == true && i["failure"].is_null()
+    })
+    .await;
+    room.expect_reply(&bot, "!alive", "alive").await;
+
     // Blocking in start(): the start times out, the instance is disabled with the reason.
     let (status, hung) = put_instance(
         &server,
