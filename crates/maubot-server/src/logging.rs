@@ -7,22 +7,42 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use maubot_types::config::{LogLevel, LoggingConfig};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::logs::HubLayer;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Installs the global subscriber. `RUST_LOG`, when set, replaces the config's levels.
+/// Installs the global subscriber: maubot's lines on standard error, and the live log of the
+/// `/logs` websocket. `RUST_LOG`, when set, replaces the config's levels.
 pub fn init(logging: &LoggingConfig) {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.is_empty() => EnvFilter::builder().parse_lossy(directives),
-        _ => EnvFilter::builder().parse_lossy(directives(logging)),
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(use_colour())
-        .event_format(MaubotFormat)
+        .event_format(MaubotFormat);
+    let _ = tracing_subscriber::registry()
+        .with(filter(logging))
+        .with(stderr)
+        .with(HubLayer)
         .try_init();
+}
+
+/// Installs a global subscriber that feeds only the live log (for tests and benchmarks, which
+/// keep standard error for themselves).
+pub fn init_live_log_only(logging: &LoggingConfig) {
+    let _ = tracing_subscriber::registry()
+        .with(filter(logging))
+        .with(HubLayer)
+        .try_init();
+}
+
+fn filter(logging: &LoggingConfig) -> EnvFilter {
+    match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::builder().parse_lossy(directives),
+        _ => EnvFilter::builder().parse_lossy(directives(logging)),
+    }
 }
 
 /// Colour only on a terminal, and never with `NO_COLOR` set.
@@ -103,7 +123,7 @@ fn timestamp(now: SystemTime) -> String {
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use maubot_types::config::{Config, CryptoDatabase};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
@@ -25,6 +25,7 @@ pub struct Running {
     addr: SocketAddr,
     state: AppState,
     stop: oneshot::Sender<()>,
+    stopping: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -42,6 +43,7 @@ impl Running {
     /// Stops accepting requests, lets running ones finish, stops the clients, closes the
     /// database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stopping.send(true);
         let _ = self.stop.send(());
         self.task
             .await
@@ -88,12 +90,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .context("loading plugins and instances")?;
     plugins.start_all();
 
+    let (stopping, shutdown) = watch::channel(false);
     let state = AppState {
         config: Arc::clone(&config),
         db,
         auth: Arc::new(auth),
         clients,
         plugins,
+        shutdown,
     };
     let bind = (config.server.hostname.as_str(), config.server.port);
     let listener = TcpListener::bind(bind)
@@ -115,6 +119,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         addr,
         state,
         stop,
+        stopping,
         task,
     })
 }

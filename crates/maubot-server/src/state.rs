@@ -17,4 +17,6 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub clients: Arc<ClientManager>,
     pub plugins: Arc<PluginHost>,
+    /// Becomes true when the server shuts down (live connections close themselves).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

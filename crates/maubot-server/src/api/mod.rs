@@ -7,6 +7,7 @@ mod client_auth;
 pub mod error;
 mod instance;
 pub mod json;
+mod logs;
 mod meta;
 mod plugin;
 mod proxy;
@@ -40,6 +41,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(when(features.plugin, plugin::router))
         .merge(when(features.plugin_upload, plugin::upload_router))
         .merge(when(features.instance, instance::router))
+        .merge(when(features.log, logs::router))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))

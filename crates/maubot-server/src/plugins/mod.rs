@@ -25,7 +25,7 @@ use crate::client::{Bot, ClientManager};
 use crate::db::{self, Database};
 use crate::runtime::{
     self, InstanceStart, LoadedPlugin, MatrixRequest, MatrixResponse, PluginCode, PluginRuntime,
-    RuntimeError, RuntimeHost, Started,
+    RuntimeError, RuntimeHost, Started, WebRequest, WebResponse,
 };
 use crate::sync::lock;
 
@@ -281,14 +281,14 @@ impl PluginHost {
         state
             .plugins
             .values()
-            .map(|p| plugin_view(&state, p))
+            .map(|p| self.plugin_view(&state, p))
             .collect()
     }
 
     pub fn plugin(&self, id: &str) -> Result<PluginView> {
         let state = lock(&self.state);
         let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
-        Ok(plugin_view(&state, plugin))
+        Ok(self.plugin_view(&state, plugin))
     }
 
     pub fn instances(&self) -> Vec<InstanceView> {
@@ -315,6 +315,10 @@ impl PluginHost {
             .filter(|i| i.record.primary_user == client_id)
             .map(|i| self.instance_view(&state, i))
             .collect()
+    }
+
+    fn plugin_view(&self, state: &State, plugin: &Plugin) -> PluginView {
+        plugin_view(state, plugin, self.config.api_features.instance_database)
     }
 
     fn instance_view(&self, state: &State, instance: &Instance) -> InstanceView {
@@ -370,7 +374,7 @@ impl PluginHost {
                 let id = file.meta.id.to_string();
                 let mut state = lock(&self.state);
                 state.plugins.insert(id.clone(), Plugin { file, code });
-                let view = plugin_view(&state, &state.plugins[&id]);
+                let view = self.plugin_view(&state, &state.plugins[&id]);
                 Ok((true, view))
             }
             Some(old) => {
@@ -611,10 +615,9 @@ impl PluginHost {
             self.change(&id, |r| r.enabled = enabled).await?;
         }
         if let Some(config) = request.config {
-            let changed = self.record(&id)?.config != config;
             self.change(&id, |r| r.config = config.clone()).await?;
-            let running = self.running_code(&id);
-            if let Some(code) = running.filter(|_| changed)
+            // As in maubot, a running plugin hears of every config the API stores.
+            if let Some(code) = self.running_code(&id)
                 && let Err(err) = code.config_updated(&id, &config).await
             {
                 tracing::error!(target: LOG, instance = %id, error = %err, "The plugin failed to apply its new config");
@@ -716,6 +719,30 @@ impl PluginHost {
             .map(|p| Arc::clone(&p.code))
     }
 
+    /// maubot's `public_url + plugin_base_path + id + "/"`.
+    fn webapp_url(&self, id: &str) -> String {
+        let server = &self.config.server;
+        format!("{}{}{id}/", server.public_url, server.plugin_base_path)
+    }
+
+    /// An HTTP request for a started instance's web app; `None` when there is no such web app.
+    pub async fn web_request(
+        &self,
+        id: &str,
+        request: WebRequest,
+    ) -> Option<std::result::Result<WebResponse, RuntimeError>> {
+        let code = {
+            let state = lock(&self.state);
+            let instance = state.instances.get(id).filter(|i| i.started)?;
+            let plugin = state
+                .plugins
+                .get(&instance.record.plugin)
+                .filter(|p| p.file.meta.webapp)?;
+            Arc::clone(&plugin.code)
+        };
+        Some(code.web_request(id, request).await)
+    }
+
     fn database_path(&self, id: &str) -> PathBuf {
         let dir = Path::new(&self.config.plugin_databases.sqlite);
         std::path::absolute(dir)
@@ -806,6 +833,7 @@ impl PluginHost {
             homeserver: bot_record.homeserver.clone(),
             config: record.config.clone(),
             database_url: database_url.clone(),
+            webapp_url: meta.webapp.then(|| self.webapp_url(id)),
         };
         match code.start(start).await {
             Ok(started) => {
@@ -889,7 +917,7 @@ async fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
         .map_err(|e| Error::Io(format!("cannot write the plugin file: {e}")))
 }
 
-fn plugin_view(state: &State, plugin: &Plugin) -> PluginView {
+fn plugin_view(state: &State, plugin: &Plugin, database_feature: bool) -> PluginView {
     PluginView {
         id: plugin.file.meta.id.to_string(),
         version: plugin.file.meta.version.normalized(),
@@ -897,7 +925,7 @@ fn plugin_view(state: &State, plugin: &Plugin) -> PluginView {
             .instances
             .values()
             .filter(|i| i.record.plugin == plugin.file.meta.id.as_str())
-            .map(|i| instance_view(state, i, true))
+            .map(|i| instance_view(state, i, database_feature))
             .collect(),
         path: plugin.file.path.clone(),
     }

@@ -8,5 +8,6 @@ mod binary;
 mod clients;
 mod database;
 mod errors;
+mod logs;
 mod plugins;
 mod synapse;

@@ -843,6 +843,18 @@ async fn failing_plugins_are_reported_and_isolated() {
     .await;
     room.expect_reply(&bot, "!alive", "alive").await;
 
+    // A worker that crashes: reported with its exit status, restarted.
+    room.say("!crash").await;
+    wait_for_instance(&server, &token, "blocker1", "a crash", |i| {
+        i["failure"].as_str().is_some_and(|f| f.contains("exit status: 3"))
+    })
+    .await;
+    wait_for_instance(&server, &token, "blocker1", "a restart after the crash", |i| {
+        i["started"] == true && i["failure"].is_null()
+    })
+    .await;
+    room.expect_reply(&bot, "!alive", "alive").await;
+
     // Blocking in start(): the start times out, the instance is disabled with the reason.
     let (status, hung) = put_instance(
         &server,
@@ -1022,4 +1034,177 @@ async fn a_missing_python_is_a_clear_error() {
             && message.contains("python_host.interpreter"),
         "{message}"
     );
+}
+
+/// What a Python plugin logs reaches the live log websocket under its instance's logger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_log_lines_reach_the_log_websocket() {
+    crate::logs::capture_logs();
+    let (server, synapse) = python_server("python_logs").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "echo").await;
+    create_instance(&server, &token, "logecho", ECHO, &bot).await;
+    let mut socket = crate::logs::authenticated(&server, "?logger=maubot.instance.logecho").await;
+    room.expect_reply(&bot, "!ping", "pong").await;
+    let record = crate::logs::record_where(&mut socket, |r| {
+        r["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ping from"))
+    })
+    .await;
+    assert_eq!(record["name"], "maubot.instance.logecho", "{record}");
+    assert_eq!(record["levelname"], "INFO", "{record}");
+    assert_eq!(record["msg"], format!("ping from {}", room.tester.user_id));
+    server.stop().await;
+}
+
+/// A plugin with `webapp: true`: its routes answer under `/_matrix/maubot/plugin/<instance>/`,
+/// without the management token, and can act as the bot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_web_apps_answer_http() {
+    let (server, synapse) = python_server("python_webapp").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "webhook").await;
+    create_instance(&server, &token, "hook1", "xyz.maubot-rs.test.webhook", &bot).await;
+    let web = |path: &str| format!("http://{}/_matrix/maubot/plugin/{path}", server.addr());
+
+    let hello = server
+        .http
+        .get(web("hook1/hello?name=bob"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(hello.status(), StatusCode::OK);
+    assert_eq!(hello.text().await.expect("body"), "hello bob");
+
+    let notified = server
+        .http
+        .post(web("hook1/notify"))
+        .json(&json!({ "room_id": room.id, "text": "deploy finished" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(notified.status(), StatusCode::OK);
+    let answer: Value = notified.json().await.expect("JSON");
+    let event_id = answer["event_id"].as_str().expect("event_id").to_owned();
+    room.message_from(&bot, "the webhook's notice", |e| {
+        e["event_id"] == event_id.as_str() && e["content"]["body"] == "deploy finished"
+    })
+    .await;
+
+    room.expect_reply(&bot, "!url", "/_matrix/maubot/plugin/hook1/")
+        .await;
+
+    // No such route in the plugin, no such web app, no trailing slash: 404.
+    for path in ["hook1/nothing-here", "nohook/hello", "hook1"] {
+        let status = server
+            .http
+            .get(web(path))
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, stopped) = put_instance(&server, &token, "hook1", json!({ "started": false })).await;
+    assert_eq!(stopped["started"], false);
+    let status = server
+        .http
+        .get(web("hook1/hello"))
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+/// A plugin's `dependencies` are installed by the server (maubot leaves that to the operator);
+/// one that cannot be installed is reported on the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_dependencies_install_themselves() {
+    let (server, synapse) = python_server("python_deps").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "deps").await;
+    let instance = create_instance(&server, &token, "deps1", "xyz.maubot-rs.test.deps", &bot).await;
+    assert_eq!(instance["started"], true, "{instance}");
+    room.expect_reply(&bot, "!when 5 March 2024", "2024-03-05")
+        .await;
+
+    let impossible = zip_of(&[
+        (
+            "maubot.yaml",
+            b"id: test.nodeps\nversion: 1.0.0\nmodules: [nodeps]\nmain_class: NoDeps\n\
+              dependencies: [maubot-rs-no-such-package-anywhere==1.0]\n",
+        ),
+        (
+            "nodeps.py",
+            b"from maubot import Plugin\n\nclass NoDeps(Plugin):\n    pass\n",
+        ),
+    ]);
+    let (status, _) = upload(&server, &token, impossible, "").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let failed = create_instance(&server, &token, "nodeps1", "test.nodeps", &bot).await;
+    assert_eq!(failed["started"], false, "{failed}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("maubot-rs-no-such-package-anywhere")),
+        "{failed}"
+    );
+    server.stop().await;
+}
+
+/// An instance database: created with the plugin's upgrade table, kept across restarts of the
+/// instance, moved to the trash when the instance is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_databases_persist_and_go_with_the_instance() {
+    let (server, synapse) = python_server("python_db").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "storage").await;
+    let instance = create_instance(
+        &server,
+        &token,
+        "notes1",
+        "xyz.maubot-rs.test.storage",
+        &bot,
+    )
+    .await;
+    assert_eq!(instance["started"], true, "{instance}");
+    assert_eq!(instance["database"], true, "{instance}");
+    assert_eq!(instance["database_interface"], "asyncpg", "{instance}");
+    assert_eq!(instance["database_engine"], "sqlite", "{instance}");
+    let db = server.dir().join("dbs").join("notes1.db");
+    assert!(db.exists(), "no {}", db.display());
+
+    room.expect_reply(&bot, "!remember buy milk", "noted").await;
+    let (_, stopped) = put_instance(&server, &token, "notes1", json!({ "started": false })).await;
+    assert_eq!(stopped["started"], false);
+    let (_, started) = put_instance(&server, &token, "notes1", json!({ "started": true })).await;
+    assert_eq!(started["started"], true);
+    room.expect_reply(&bot, "!recall", "latest: buy milk").await;
+
+    let (status, _) = server
+        .send(
+            server.http.delete(server.api("/instance/notes1")),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!db.exists(), "the database stayed");
+    assert!(
+        files_in(&server.dir().join("trash"))
+            .iter()
+            .any(|n| n.ends_with("-deleted-notes1.db")),
+        "the database was not trashed"
+    );
+    server.stop().await;
 }

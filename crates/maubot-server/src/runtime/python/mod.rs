@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use maubot_types::config::PythonHost;
 use serde_json::{Value, json};
 
@@ -20,7 +21,7 @@ use self::env::Environment;
 use self::worker::{Inbound, Worker};
 use super::{
     InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
-    RuntimeHost, Started,
+    RuntimeHost, Started, WebRequest, WebResponse,
 };
 use crate::sync::lock;
 
@@ -109,7 +110,12 @@ impl PythonPlugin {
         if let Some(worker) = self.current_worker() {
             return Ok(worker);
         }
-        let prepared = self.env.ensure().await?;
+        let prepared = self
+            .env
+            .ensure()
+            .await?
+            .with_dependencies(self.id(), &self.code.meta.dependencies)
+            .await?;
         let inbound: Arc<dyn Inbound> = Arc::new(Callbacks {
             plugin: self.this.clone(),
         });
@@ -239,7 +245,7 @@ impl PythonPlugin {
             },
             "config": instance.config,
             "database": instance.database_url.as_ref().map(|url| json!({ "url": url })),
-            "webapp_url": null,
+            "webapp_url": instance.webapp_url,
         });
         let what = format!("Starting instance {}", instance.instance_id);
         let result = worker
@@ -328,6 +334,47 @@ impl LoadedPlugin for PythonPlugin {
                 );
             }
         });
+    }
+
+    async fn web_request(
+        &self,
+        instance_id: &str,
+        request: WebRequest,
+    ) -> Result<WebResponse, RuntimeError> {
+        let worker = self
+            .current_worker()
+            .filter(|_| lock(&self.running).contains_key(instance_id))
+            .ok_or_else(|| RuntimeError::Unavailable("the instance is not running".into()))?;
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let params = json!({
+            "instance_id": instance_id,
+            "method": request.method,
+            "path": request.path,
+            "query_string": request.query_string,
+            "headers": request.headers,
+            "body_base64": base64.encode(&request.body),
+            "remote": request.remote,
+        });
+        // No kill on a slow handler: the liveness checks catch a blocked worker.
+        let answer = tokio::time::timeout(
+            seconds(self.settings.start_timeout),
+            worker.request("web_request", params),
+        )
+        .await
+        .map_err(|_| RuntimeError::Timeout("the web app did not answer in time".into()))??;
+        let headers = serde_json::from_value(answer["headers"].clone()).unwrap_or_default();
+        let body = answer["body_base64"]
+            .as_str()
+            .and_then(|b| base64.decode(b).ok())
+            .unwrap_or_default();
+        Ok(WebResponse {
+            status: answer["status"]
+                .as_u64()
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(500),
+            headers,
+            body,
+        })
     }
 
     async fn config_updated(&self, instance_id: &str, config: &str) -> Result<(), RuntimeError> {

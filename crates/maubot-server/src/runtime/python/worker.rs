@@ -60,9 +60,11 @@ impl Worker {
             .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
         let socket = tokio::net::UnixStream::from_std(ours)
             .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
+        let pythonpath = std::env::join_paths(&env.pythonpath)
+            .map_err(|e| RuntimeError::Unavailable(format!("invalid PYTHONPATH: {e}")))?;
         let mut child = Command::new(&env.python)
             .args(["-m", "maubot_host"])
-            .env("PYTHONPATH", &env.pythonpath)
+            .env("PYTHONPATH", pythonpath)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("MAUBOT_HOST_PROTOCOL", PROTOCOL_VERSION.to_string())

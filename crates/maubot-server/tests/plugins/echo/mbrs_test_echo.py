@@ -7,6 +7,7 @@ from maubot.handlers import command
 class EchoBot(Plugin):
     @command.new("ping", help="Answer pong")
     async def ping(self, evt: MessageEvent) -> None:
+        self.log.info("ping from %s", evt.sender)
         await evt.reply("pong")
 
     @command.new("echo", help="Repeat a message")

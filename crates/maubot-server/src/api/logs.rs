@@ -1,0 +1,112 @@
+//! `GET /logs`: the live log websocket (behaviour reference §9). The token comes as the first
+//! text frame; then the history and every new record, one JSON frame each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::logs::{self, Filter};
+use crate::state::AppState;
+
+/// Sockets that have not sent a valid token by then are closed with 4000, as in maubot.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+const CLOSE_UNAUTHENTICATED: u16 = 4000;
+/// "Service restart": the server is shutting down.
+const CLOSE_SHUTDOWN: u16 = 1012;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/logs", get(logs))
+}
+
+/// `GET /_matrix/maubot/v1/logs[?level=INFO&logger=maubot.instance]`
+async fn logs(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Query(filter): Query<Filter>,
+) -> Response {
+    ws.on_upgrade(move |socket| serve(socket, state, filter))
+}
+
+async fn serve(mut socket: WebSocket, state: AppState, filter: Filter) {
+    let mut shutdown = state.shutdown.clone();
+    let deadline = tokio::time::sleep(AUTH_TIMEOUT);
+    tokio::pin!(deadline);
+    let mut live: Option<broadcast::Receiver<Arc<Value>>> = None;
+    loop {
+        tokio::select! {
+            message = socket.recv() => match message {
+                Some(Ok(Message::Text(token))) if live.is_none() => {
+                    if state.auth.verify(token.as_str()).is_err() {
+                        if send(&mut socket, &json!({ "auth_success": false })).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let (history, receiver) = logs::hub().subscribe();
+                    let history: Vec<&Value> =
+                        history.iter().map(|r| &**r).filter(|r| filter.accepts(r)).collect();
+                    if send(&mut socket, &json!({ "auth_success": true })).await.is_err()
+                        || send(&mut socket, &json!({ "history": history })).await.is_err()
+                    {
+                        return;
+                    }
+                    live = Some(receiver);
+                }
+                // After authentication, and anything but text, is ignored (as maubot).
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            () = &mut deadline, if live.is_none() => {
+                close(socket, CLOSE_UNAUTHENTICATED, "Authentication timed out").await;
+                return;
+            }
+            record = next_record(&mut live) => match record {
+                Ok(record) => {
+                    if filter.accepts(&record) && send(&mut socket, &record).await.is_err() {
+                        return;
+                    }
+                }
+                // A slow reader misses records rather than slowing the server down.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = stopping(&mut shutdown) => {
+                close(socket, CLOSE_SHUTDOWN, "Server shutting down").await;
+                return;
+            }
+        }
+    }
+}
+
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across the close that follows.
+    let _ = shutdown.wait_for(|stopping| *stopping).await.map(drop);
+}
+
+async fn next_record(
+    live: &mut Option<broadcast::Receiver<Arc<Value>>>,
+) -> Result<Arc<Value>, broadcast::error::RecvError> {
+    match live {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(socket: &mut WebSocket, value: &Value) -> Result<(), axum::Error> {
+    socket.send(Message::Text(value.to_string().into())).await
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
