@@ -1,9 +1,7 @@
 //! `mbc logs`: the log websocket protocol of §9 (token frame, `auth_success`, `history`, one
-//! record per frame) and maubot's line format.
-//!
-//! The server side of the websocket is not in maubot-rs yet, so the protocol cases run against
-//! a small websocket server written here that follows §9 to the letter; the test against the
-//! real server is ignored until the server has its `/logs` route.
+//! record per frame) and maubot's line format, against the real server; and, against a small
+//! websocket server written here, what the real one cannot be made to send on demand: records
+//! with chosen times and tracebacks, and the 4000 close of a socket that sent no token in time.
 
 use std::time::Duration;
 
@@ -15,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{Mbc, TestServer, test_plugin, upload_with_api};
+use crate::support::{Mbc, TestServer, test_plugin};
 
 fn record(n: usize) -> Value {
     json!({
@@ -31,12 +29,8 @@ fn record(n: usize) -> Value {
 enum Script {
     /// §9 with a valid token: auth, five records of history, two live records, close 1000.
     Good,
-    /// An invalid token: `{"auth_success": false}`, the socket stays open.
-    BadToken,
     /// Closes with 4000, as the server does 5 s after an unauthenticated connect.
     Close4000,
-    /// Live records, then a server shutdown: close 1012.
-    Shutdown,
 }
 
 /// A one-connection websocket server; returns its base URL and the task that yields the
@@ -65,7 +59,7 @@ async fn fake_server(script: Script) -> (String, tokio::task::JoinHandle<(String
         };
         let send = |value: Value| Message::text(value.to_string());
         match script {
-            Script::Good | Script::Shutdown => {
+            Script::Good => {
                 socket
                     .send(send(json!({"auth_success": true})))
                     .await
@@ -81,25 +75,13 @@ async fn fake_server(script: Script) -> (String, tokio::task::JoinHandle<(String
                 failed["exc_info"] =
                     "Traceback (most recent call last):\n  boom\nValueError: x\n".into();
                 socket.send(send(failed)).await.expect("send");
-                let code = match script {
-                    Script::Good => CloseCode::Normal,
-                    _ => CloseCode::Restart,
-                };
                 socket
                     .close(Some(CloseFrame {
-                        code,
+                        code: CloseCode::Normal,
                         reason: "".into(),
                     }))
                     .await
                     .expect("close");
-            }
-            Script::BadToken => {
-                socket
-                    .send(send(json!({"auth_success": false})))
-                    .await
-                    .expect("send");
-                // Stays open until mbc goes.
-                while let Some(Ok(_)) = socket.next().await {}
             }
             Script::Close4000 => {
                 socket
@@ -148,35 +130,26 @@ async fn logs_prints_the_tail_of_the_history_then_live_records() {
 }
 
 #[tokio::test]
-async fn logs_ends_cleanly_when_the_server_shuts_down() {
-    let (url, server) = fake_server(Script::Shutdown).await;
+async fn logs_fails_on_close_4000() {
+    let (url, _server) = fake_server(Script::Close4000).await;
     let mbc = Mbc::new();
-    write_config(&mbc, &url, "t");
-    // -t 0: no history.
-    let out = mbc.run(&["logs", "-t", "0", &url]).await;
-    out.assert_success();
-    assert_eq!(out.stdout.lines().count(), 5, "{out}");
-    assert!(
-        out.stdout.starts_with("[2025-01-06 12:00:06] [INFO@"),
-        "{out}"
-    );
-    server.await.expect("fake server");
+    write_config(&mbc, &url, "slow");
+    let out = mbc.run(&["logs", &url]).await;
+    out.assert_error("the token was not accepted in time");
+    out.assert_hint(&format!("mbc login -s {url}"));
 }
 
-#[tokio::test]
-async fn logs_fails_when_the_token_is_refused() {
-    let (url, _server) = fake_server(Script::BadToken).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_fails_when_the_server_refuses_the_token() {
+    capture_logs();
+    let server = TestServer::start().await;
     let mbc = Mbc::new();
-    write_config(&mbc, &url, "stale");
+    let url = server.url();
+    write_config(&mbc, &url, "stale-token");
     let out = mbc.run(&["logs"]).await;
     out.assert_error("did not accept the saved token");
     out.assert_hint(&format!("mbc login -s {url}"));
-
-    let (url, _server) = fake_server(Script::Close4000).await;
-    write_config(&mbc, &url, "slow");
-    mbc.run(&["logs"])
-        .await
-        .assert_error("the token was not accepted in time");
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -191,57 +164,106 @@ async fn logs_fails_without_a_websocket() {
     server.stop().await;
 }
 
-/// A log line of the server reaches `mbc logs`, and a server shutdown (close 1012) ends it
-/// with success.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the server's log websocket (GET /_matrix/maubot/v1/logs), not in maubot-rs yet"]
-async fn logs_follows_the_real_server() {
-    let server = TestServer::start_logging("INFO", |_| {}).await;
-    let mbc = Mbc::new();
-    mbc.login(&server).await;
-    let mut child = mbc
-        .command(mbc.work(), &["logs", "--tail", "0"])
-        .spawn()
-        .expect("mbc logs");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    // Give mbc time to authenticate before the record is made.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+/// The live log needs the process-wide `tracing` subscriber; the tests share one, with INFO
+/// for maubot's loggers.
+fn capture_logs() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let config = maubot_types::config::parse(
+            "logging:\n  root: {level: WARNING}\n  loggers:\n    maubot: {level: INFO}\n",
+        )
+        .expect("logging config");
+        maubot_server::logging::init_live_log_only(&config.config.logging);
+    });
+}
 
-    let bytes = {
-        let dir = tempfile::tempdir().expect("dir");
-        let out = mbc
-            .run(&[
-                "build",
-                test_plugin("echo").to_str().expect("UTF-8"),
-                "-o",
-                dir.path().join("echo.mbp").to_str().expect("UTF-8"),
-            ])
-            .await;
-        out.assert_success();
-        std::fs::read(dir.path().join("echo.mbp")).expect("archive")
-    };
-    let (status, body) = upload_with_api(&server, bytes).await;
-    assert_eq!(status, 201, "{body}");
-
-    let line = tokio::time::timeout(Duration::from_secs(30), async {
+/// Reads `mbc logs`' output until a line contains `marker` (at most 30 s).
+async fn line_with(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    marker: &str,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let line = lines
                 .next_line()
                 .await
                 .expect("read")
                 .expect("mbc logs ended");
-            if line.contains("Plugin uploaded") {
+            if line.contains(marker) {
                 return line;
             }
         }
     })
     .await
-    .expect("the upload's log line within 30 s");
-    let shape = line.len() > 22 && line.as_bytes()[0] == b'[' && &line[20..22] == "] ";
-    assert!(shape && line.contains("[INFO@maubot.loader.zip]"), "{line}");
+    .unwrap_or_else(|_| panic!("no line with {marker} within 30 s"))
+}
+
+/// The server's log lines reach `mbc logs`, live and from the history, in maubot's format, and
+/// a server shutdown (close 1012) ends it with success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follows_the_real_server() {
+    capture_logs();
+    let server = TestServer::start().await;
+    let mbc = Mbc::new();
+    mbc.login(&server).await;
+    let mut follower = mbc
+        .command(mbc.work(), &["logs", "--tail", "0"])
+        .spawn()
+        .expect("mbc logs");
+    let mut live = tokio::io::BufReader::new(follower.stdout.take().expect("stdout")).lines();
+    // Requests until one shows up live: then mbc is following.
+    let sync = format!("mbc-logs-sync-{:08x}", rand::random::<u32>());
+    let requests = {
+        let (http, url, token) = (server.http.clone(), server.url(), server.root_token().await);
+        let sync = sync.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = http
+                    .get(format!("{url}/_matrix/maubot/v1/plugin/{sync}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let _ = line_with(&mut live, &sync).await;
+    requests.abort();
+
+    // A request with a path of its own makes an access log line (maubot.server.access) that
+    // no other test's server makes.
+    let marker = format!("mbc-logs-{:08x}", rand::random::<u32>());
+    let (status, _) = server.get(&format!("/plugin/{marker}")).await;
+    assert_eq!(status, 404);
+    let line = line_with(&mut live, &marker).await;
+    let time = &line[..22];
+    let shape = time.as_bytes()[0] == b'['
+        && &time[20..] == "] "
+        && time[1..20].bytes().filter(u8::is_ascii_digit).count() == 14;
+    assert!(shape, "{line}");
+    assert!(
+        line[22..].starts_with("[INFO@maubot.server.access] "),
+        "{line}"
+    );
+
+    // The same line from the history, for a second follower.
+    let mut second = mbc
+        .command(mbc.work(), &["logs", "-t", "2048"])
+        .spawn()
+        .expect("mbc logs");
+    let mut history = tokio::io::BufReader::new(second.stdout.take().expect("stdout")).lines();
+    assert_eq!(line_with(&mut history, &marker).await, line);
+    second.kill().await.expect("stop the second follower");
+
+    // A test plugin built and uploaded by mbc: the server's "Plugin uploaded" line.
+    let echo = test_plugin("echo");
+    mbc.run(&["build", "-u", echo.to_str().expect("UTF-8")])
+        .await
+        .assert_success();
+    let _ = line_with(&mut live, "[INFO@maubot.loader.zip] Plugin uploaded").await;
 
     server.stop().await;
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(30), follower.wait())
         .await
         .expect("mbc logs ends with the server")
         .expect("status");
