@@ -158,7 +158,9 @@ impl CliConfig {
         }
     }
 
-    fn no_token(&self, given: Option<&str>, url: &str) -> Failure {
+    /// maubot's "No access token saved" with a hint: log in, or, for a name that is neither
+    /// a URL nor an alias, what the aliases are.
+    pub fn no_token(&self, given: Option<&str>, url: &str) -> Failure {
         let failure = Failure::new(format!("No access token saved for {url}."));
         let looks_like_url = url.contains("://");
         match given {

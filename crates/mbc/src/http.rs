@@ -223,4 +223,46 @@ mod tests {
         assert_eq!(path_segment("matrix.org"), "matrix.org");
         assert_eq!(path_segment("a b/c"), "a%20b%2Fc");
     }
+
+    #[test]
+    fn error_answers() {
+        let api = Api::new("http://localhost:1", None).expect("api");
+        let answer = |status: u16, body: Value| Answer {
+            status: StatusCode::from_u16(status).expect("status"),
+            body,
+        };
+        // plugin_invalid: the plugin's traceback comes before the error.
+        let failure = api.failure(&answer(
+            400,
+            serde_json::json!({
+                "error": "Failed to load module x", "errcode": "plugin_invalid",
+                "stacktrace": "Traceback (most recent call last):\nImportError: y\n",
+            }),
+        ));
+        assert_eq!(failure.message, "Failed to load module x");
+        assert_eq!(
+            failure.details.as_deref(),
+            Some("Traceback (most recent call last):\nImportError: y\n")
+        );
+        let failure = api.failure(&answer(
+            400,
+            serde_json::json!({"error": "File is not a maubot plugin", "errcode": "plugin_invalid", "stacktrace": null}),
+        ));
+        assert_eq!(failure.details, None);
+        // A revoked token: log in again.
+        let failure = api.failure(&answer(
+            401,
+            serde_json::json!({"error": "Invalid authorization token", "errcode": "auth_token_invalid"}),
+        ));
+        assert!(
+            failure.hints[0].contains("mbc login -s http://localhost:1"),
+            "{failure:?}"
+        );
+        // No error text: the status.
+        let failure = api.failure(&answer(502, Value::Null));
+        assert_eq!(
+            failure.message,
+            "http://localhost:1 answered HTTP 502 Bad Gateway"
+        );
+    }
 }

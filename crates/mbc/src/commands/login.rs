@@ -65,8 +65,7 @@ pub fn logout(args: LogoutArgs, term: &Term) -> Result<()> {
         }
     };
     if !config.remove_login(&url) {
-        // Surfaces maubot's message and the hint about aliases.
-        config.resolve(Some(args.server.as_deref().unwrap_or(&url)))?;
+        return Err(config.no_token(args.server.as_deref(), &url));
     }
     config.save(&path)?;
     term.out(&format!("Logged out of {url}"));

@@ -239,6 +239,11 @@ mod tests {
     }
 
     #[test]
+    fn wss_gets_a_tls_config() {
+        assert!(matches!(tls_connector(), Ok(Connector::Rustls(_))));
+    }
+
+    #[test]
     fn records() {
         let term = Term::detect_for_tests();
         let record = json!({
