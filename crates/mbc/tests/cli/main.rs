@@ -7,6 +7,7 @@ mod init;
 mod login;
 mod logs;
 mod support;
+mod terminal;
 mod upload;
 
 /// Every test starts its own server on a loopback port.
