@@ -41,7 +41,7 @@ pub async fn auth(args: AuthArgs, term: &Term) -> Result<()> {
             return Err(Failure::new(
                 "The register operation is only for registering with a password",
             )
-            .hint("leave out --sso, or --register to log in to an existing account"));
+            .hint("register with a password (leave out --sso), or log in to an existing account with --sso (leave out --register)"));
         }
         query.push("sso=true");
     }
