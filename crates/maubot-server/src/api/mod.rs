@@ -6,6 +6,7 @@ mod client;
 mod client_auth;
 pub mod error;
 mod instance;
+mod instance_database;
 pub mod json;
 mod logs;
 mod meta;
@@ -41,6 +42,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(when(features.plugin, plugin::router))
         .merge(when(features.plugin_upload, plugin::upload_router))
         .merge(when(features.instance, instance::router))
+        .merge(when(features.instance_database, instance_database::router))
         .merge(when(features.log, logs::router))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

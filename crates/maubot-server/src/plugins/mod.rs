@@ -5,6 +5,7 @@
 //! disables the instance. maubot-rs adds `failure`: why an instance is not running when it
 //! should be, so that the API says what the logs say.
 
+pub mod database;
 mod events;
 pub mod files;
 pub mod store;
@@ -717,6 +718,14 @@ impl PluginHost {
             .plugins
             .get(&instance.record.plugin)
             .map(|p| Arc::clone(&p.code))
+    }
+
+    /// The SQLite file of an instance's database, once the instance opened it in this process
+    /// (maubot's condition for the database routes); `None` before that.
+    pub fn database_file(&self, id: &str) -> Result<Option<PathBuf>> {
+        let state = lock(&self.state);
+        let instance = state.instances.get(id).ok_or(Error::InstanceNotFound)?;
+        Ok(instance.database_opened.then(|| self.database_path(id)))
     }
 
     /// maubot's `public_url + plugin_base_path + id + "/"`.

@@ -846,12 +846,18 @@ async fn failing_plugins_are_reported_and_isolated() {
     // A worker that crashes: reported with its exit status, restarted.
     room.say("!crash").await;
     wait_for_instance(&server, &token, "blocker1", "a crash", |i| {
-        i["failure"].as_str().is_some_and(|f| f.contains("exit status: 3"))
+        i["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("exit status: 3"))
     })
     .await;
-    wait_for_instance(&server, &token, "blocker1", "a restart after the crash", |i| {
-        i["started"] == true && i["failure"].is_null()
-    })
+    wait_for_instance(
+        &server,
+        &token,
+        "blocker1",
+        "a restart after the crash",
+        |i| i["started"] == true && i["failure"].is_null(),
+    )
     .await;
     room.expect_reply(&bot, "!alive", "alive").await;
 
@@ -1162,9 +1168,10 @@ async fn python_plugin_dependencies_install_themselves() {
 }
 
 /// An instance database: created with the plugin's upgrade table, kept across restarts of the
-/// instance, moved to the trash when the instance is deleted.
+/// instance, browsed and changed through the database routes, moved to the trash when the
+/// instance is deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_plugin_databases_persist_and_go_with_the_instance() {
+async fn python_plugin_databases_persist_can_be_browsed_and_go_with_the_instance() {
     let (server, synapse) = python_server("python_db").await;
     let token = server.root_token().await;
     let (bot, _) = syncing_bot(&server, &token).await;
@@ -1191,6 +1198,64 @@ async fn python_plugin_databases_persist_and_go_with_the_instance() {
     let (_, started) = put_instance(&server, &token, "notes1", json!({ "started": true })).await;
     assert_eq!(started["started"], true);
     room.expect_reply(&bot, "!recall", "latest: buy milk").await;
+
+    // The database browser of the web UI.
+    let (status, tables) = server.get("/instance/notes1/database", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{tables}");
+    let note = &tables["note"]["columns"];
+    assert_eq!(note["id"]["primary"], true, "{tables}");
+    assert_eq!(note["text"]["type"], "TEXT", "{tables}");
+    assert_eq!(note["text"]["nullable"], false, "{tables}");
+    assert!(
+        tables.get("version").is_some(),
+        "the upgrade table's version table: {tables}"
+    );
+    let (status, rows) = server
+        .get(
+            "/instance/notes1/database/note?order=id:desc&order=nonsense",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(rows["rows"], json!([[1, "buy milk"]]), "{rows}");
+    assert_eq!(rows["columns"], json!(["id", "text"]), "{rows}");
+    let query =
+        |body: Value| server.post_json("/instance/notes1/database/query", Some(&token), body);
+    let (status, rows) =
+        query(json!({ "query": "SELECT text FROM note", "rows_as_dict": true })).await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(rows["rows"], json!([{ "text": "buy milk" }]), "{rows}");
+    let (status, done) =
+        query(json!({ "query": "INSERT INTO note (text) VALUES ('from the UI')" })).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["rowcount"], 1, "{done}");
+    room.expect_reply(&bot, "!recall", "latest: from the UI")
+        .await;
+    let bad = query(json!({ "query": "SELEC nonsense" })).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "sql_error");
+    assert_eq!(bad.1["ok"], false);
+    assert_eq!(bad.1["query"], "SELEC nonsense");
+    assert_error(
+        &query(json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "query_missing",
+    );
+    let missing = server
+        .get("/instance/notes1/database/nope", Some(&token))
+        .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "table_not_found");
+    let unknown = server.get("/instance/nope/database", Some(&token)).await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "instance_not_found");
+    let (status, _) = put_instance(
+        &server,
+        &token,
+        "notes2",
+        json!({ "type": "xyz.maubot-rs.test.storage", "primary_user": bot, "enabled": false }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let unopened = server.get("/instance/notes2/database", Some(&token)).await;
+    assert_error(&unopened, StatusCode::NOT_FOUND, "plugin_has_no_database");
 
     let (status, _) = server
         .send(
