@@ -48,3 +48,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))
 }
+
+/// Runs a change to completion even if the client goes away: axum drops a handler's future when
+/// its connection closes, which would leave a change half done (a worker started but not
+/// recorded, a file written but not loaded).
+pub(crate) async fn detached<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work).await.map_err(ApiError::internal)
+}

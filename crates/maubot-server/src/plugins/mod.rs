@@ -69,6 +69,9 @@ pub enum Error {
     PluginTypeNotFound,
     #[error("an instance with the ID {0} exists")]
     InstanceExists(String),
+    /// The ID would not work as a file name (instance databases are `<id>.db`).
+    #[error("{0}")]
+    InvalidInstanceId(String),
     #[error(transparent)]
     Db(#[from] db::DbError),
     #[error("{0}")]
@@ -240,14 +243,16 @@ impl PluginHost {
             return;
         };
         tokio::spawn(async move {
-            let _ops = host.ops.lock().await;
             let enabled: Vec<String> = lock(&host.state)
                 .instances
                 .values()
                 .filter(|i| i.record.enabled)
                 .map(|i| i.record.id.clone())
                 .collect();
+            // The lock is taken per instance, so that the API is not held up for the whole
+            // start-up (the first start may prepare the Python environment).
             for id in enabled {
+                let _ops = host.ops.lock().await;
                 let _ = host.start_instance(&id, true).await;
             }
         });
@@ -543,16 +548,23 @@ impl PluginHost {
 
     // ----- instances -----
 
-    /// `PUT /instance/{id}` for a new ID.
-    pub async fn create_instance(
+    /// `PUT /instance/{id}`: creates the instance (`true`) or updates it.
+    pub async fn put_instance(
         &self,
         id: &str,
         request: InstanceRequest,
-    ) -> Result<InstanceView> {
+    ) -> Result<(bool, InstanceView)> {
         let _ops = self.ops.lock().await;
         if lock(&self.state).instances.contains_key(id) {
-            return Err(Error::InstanceExists(id.to_owned()));
+            Ok((false, self.update_instance(id, request).await?))
+        } else {
+            Ok((true, self.create_instance(id, request).await?))
         }
+    }
+
+    /// A new instance. Call with `ops` held.
+    async fn create_instance(&self, id: &str, request: InstanceRequest) -> Result<InstanceView> {
+        check_instance_id(id)?;
         let plugin = request
             .plugin
             .filter(|p| !p.is_empty())
@@ -586,14 +598,9 @@ impl PluginHost {
         self.instance(id)
     }
 
-    /// `PUT /instance/{id}` for an existing ID, in maubot's order: primary user, ID, enabled,
-    /// config, started, type.
-    pub async fn update_instance(
-        &self,
-        id: &str,
-        request: InstanceRequest,
-    ) -> Result<InstanceView> {
-        let _ops = self.ops.lock().await;
+    /// An existing instance changed in maubot's order: primary user, ID, enabled, config,
+    /// started, type. Call with `ops` held.
+    async fn update_instance(&self, id: &str, request: InstanceRequest) -> Result<InstanceView> {
         let mut id = id.to_owned();
         let current = self.record(&id)?;
 
@@ -607,7 +614,12 @@ impl PluginHost {
                 let _ = self.start_instance(&id, true).await;
             }
         }
-        if let Some(new_id) = request.id.filter(|n| *n != id && !n.is_empty()) {
+        // maubot lower-cases the new ID too, so that it can be reached from a path.
+        if let Some(new_id) = request
+            .id
+            .map(|n| n.to_lowercase())
+            .filter(|n| *n != id && !n.is_empty())
+        {
             self.rename_instance(&id, &new_id).await?;
             id = new_id;
         }
@@ -651,6 +663,7 @@ impl PluginHost {
 
     /// Renames an instance, with its database file (maubot renames only the row).
     async fn rename_instance(&self, id: &str, new_id: &str) -> Result<()> {
+        check_instance_id(new_id)?;
         if lock(&self.state).instances.contains_key(new_id) {
             return Err(Error::InstanceExists(new_id.to_owned()));
         }
@@ -887,6 +900,8 @@ impl PluginHost {
             let mut state = lock(&self.state);
             if let Some(instance) = state.instances.get_mut(id) {
                 instance.failure = Some(err.to_string());
+                instance.started = false;
+                instance.stop_pump();
             }
         }
         if disable {
@@ -905,17 +920,41 @@ impl PluginHost {
             instance.started = false;
             instance.stop_pump();
             let plugin = instance.record.plugin.clone();
-            if !was_started {
-                return false;
-            }
-            state.plugins.get(&plugin).map(|p| Arc::clone(&p.code))
+            state
+                .plugins
+                .get(&plugin)
+                .map(|p| (Arc::clone(&p.code), was_started))
         };
-        if let Some(code) = code {
-            code.stop(id).await;
+        let Some((code, was_started)) = code else {
+            return false;
+        };
+        // Also when not started here: after a crash the runtime may be about to start it
+        // again, and must not.
+        code.stop(id).await;
+        if was_started {
+            tracing::info!(target: LOG, instance = %id, "Instance stopped");
         }
-        tracing::info!(target: LOG, instance = %id, "Instance stopped");
-        true
+        was_started
     }
+}
+
+/// Instance IDs name database files: refuse what would leave the directory or confuse a URL.
+/// (maubot does not check.)
+fn check_instance_id(id: &str) -> Result<()> {
+    let bad = id.is_empty()
+        || id == "."
+        || id == ".."
+        || id.len() > 255
+        || id
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_control());
+    if bad {
+        return Err(Error::InvalidInstanceId(format!(
+            "{id:?} cannot be an instance ID: it must not be `.` or `..`, nor contain `/`, `\\`, \
+             `?`, `#`, `%` or control characters"
+        )));
+    }
+    Ok(())
 }
 
 async fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
@@ -1061,18 +1100,26 @@ impl RuntimeHost for Callbacks {
             let found = {
                 let state = lock(&host.state);
                 state.instances.get(&id).and_then(|i| {
-                    state
-                        .plugins
-                        .get(&i.record.plugin)
-                        .map(|p| (i.record.primary_user.clone(), Arc::clone(&p.code)))
+                    state.plugins.get(&i.record.plugin).map(|p| {
+                        (
+                            i.record.enabled,
+                            i.record.primary_user.clone(),
+                            Arc::clone(&p.code),
+                        )
+                    })
                 })
             };
-            let Some((user, code)) = found else {
+            let Some((enabled, user, code)) = found else {
                 return;
             };
-            if let Some(bot) = host.clients.get(&user).await {
-                host.mark_started(&id, started, false, bot, code);
-                tracing::info!(target: LOG, instance = %id, "Instance running again");
+            let bot = host.clients.get(&user).await;
+            match bot.filter(|_| enabled) {
+                Some(bot) => {
+                    host.mark_started(&id, started, false, bot, code);
+                    tracing::info!(target: LOG, instance = %id, "Instance running again");
+                }
+                // Disabled (or its client deleted) during the restart: it must not run.
+                None => code.stop(&id).await,
             }
         });
     }
@@ -1085,5 +1132,20 @@ impl RuntimeHost for Callbacks {
         tokio::spawn(async move {
             host.start_failed(&id, &error, true).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_must_work_as_file_names() {
+        for good in ["echo", "echo.bot-2", "über"] {
+            assert!(check_instance_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "a\\b", "a?b", "a#b", "a%2Fb", "a\nb"] {
+            assert!(check_instance_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -398,6 +398,17 @@ async fn plugin_and_instance_routes_refuse_bad_input(server: &TestServer) {
     )
     .await;
     assert_error(&answer, StatusCode::NOT_FOUND, "primary_user_not_found");
+    // IDs that would not work as database file names (maubot does not check).
+    for id in ["bad%2Fid", "with%23hash", "back%5Cslash"] {
+        let answer = put_instance(
+            server,
+            &token,
+            id,
+            json!({ "type": ECHO, "primary_user": "@a:b" }),
+        )
+        .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request_body");
+    }
     assert_eq!(server.get("/instances", Some(&token)).await.1, json!([]));
 }
 

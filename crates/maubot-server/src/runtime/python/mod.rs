@@ -68,6 +68,7 @@ impl PluginRuntime for PythonRuntime {
             ops: tokio::sync::Mutex::new(Backoff::default()),
             worker: Mutex::new(None),
             running: Mutex::new(BTreeMap::new()),
+            restarting: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -88,8 +89,10 @@ struct PythonPlugin {
     /// Serialises starting, stopping and restarting.
     ops: tokio::sync::Mutex<Backoff>,
     worker: Mutex<Option<Arc<Worker>>>,
-    /// Instances that should be running, with what they were started with.
+    /// Instances running in the current worker, with what they were started with.
     running: Mutex<BTreeMap<String, InstanceStart>>,
+    /// Instances of a worker that died, waiting to be started in the next one.
+    restarting: Mutex<BTreeMap<String, InstanceStart>>,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -99,6 +102,11 @@ fn seconds(value: f64) -> Duration {
 impl PythonPlugin {
     fn id(&self) -> &str {
         self.code.meta.id.as_str()
+    }
+
+    /// No instance runs or waits to run again: the worker can go.
+    fn idle(&self) -> bool {
+        lock(&self.running).is_empty() && lock(&self.restarting).is_empty()
     }
 
     fn current_worker(&self) -> Option<Arc<Worker>> {
@@ -177,14 +185,18 @@ impl PythonPlugin {
                 *current = None;
             }
         }
-        let failed: Vec<String> = lock(&self.running).keys().cloned().collect();
-        if failed.is_empty() || reason.is_empty() {
+        if reason.is_empty() {
+            return;
+        }
+        let failed = std::mem::take(&mut *lock(&self.running));
+        if failed.is_empty() {
             return;
         }
         let reason = format!("The plugin's Python worker failed: {reason}");
-        for id in &failed {
+        for id in failed.keys() {
             self.host.instance_failed(id, reason.clone());
         }
+        lock(&self.restarting).extend(failed);
         let mut delay = {
             let mut ops = self.ops.lock().await;
             let delay = match ops.next {
@@ -201,14 +213,11 @@ impl PythonPlugin {
             );
             tokio::time::sleep(delay).await;
             let _ops = self.ops.lock().await;
-            if self.current_worker().is_some() {
-                // Something else (a new start) brought it back.
+            // What is still wanted: stops and new starts through the API took theirs out.
+            if lock(&self.restarting).is_empty() {
                 return;
             }
-            let wanted: Vec<InstanceStart> = lock(&self.running).values().cloned().collect();
-            if wanted.is_empty() {
-                return;
-            }
+            // The current worker if a start through the API brought one up meanwhile.
             let worker = match self.worker().await {
                 Ok(worker) => worker,
                 Err(err) => {
@@ -217,14 +226,11 @@ impl PythonPlugin {
                     continue;
                 }
             };
-            for instance in wanted {
-                let id = instance.instance_id.clone();
+            let wanted = std::mem::take(&mut *lock(&self.restarting));
+            for (id, instance) in wanted {
                 match self.start_in(&worker, instance).await {
                     Ok(started) => self.host.instance_recovered(&id, started),
-                    Err(err) => {
-                        lock(&self.running).remove(&id);
-                        self.host.instance_gave_up(&id, err);
-                    }
+                    Err(err) => self.host.instance_gave_up(&id, err),
                 }
             }
             return;
@@ -274,7 +280,7 @@ impl LoadedPlugin for PythonPlugin {
     async fn load(&self) -> Result<(), RuntimeError> {
         let _ops = self.ops.lock().await;
         let worker = self.worker().await?;
-        if lock(&self.running).is_empty() {
+        if self.idle() {
             worker.shut_down().await;
             *lock(&self.worker) = None;
         }
@@ -283,9 +289,18 @@ impl LoadedPlugin for PythonPlugin {
 
     async fn start(&self, instance: InstanceStart) -> Result<Started, RuntimeError> {
         let _ops = self.ops.lock().await;
+        lock(&self.restarting).remove(&instance.instance_id);
         let worker = self.worker().await?;
+        if lock(&self.running).remove(&instance.instance_id).is_some() {
+            // Started again: stopped first, so that the plugin starts afresh.
+            let params = json!({ "instance_id": instance.instance_id });
+            let what = format!("Stopping instance {}", instance.instance_id);
+            let _ = worker
+                .request_within("stop", params, seconds(self.settings.start_timeout), &what)
+                .await;
+        }
         let result = self.start_in(&worker, instance).await;
-        if result.is_err() && lock(&self.running).is_empty() {
+        if result.is_err() && self.idle() {
             worker.shut_down().await;
             *lock(&self.worker) = None;
         }
@@ -294,6 +309,7 @@ impl LoadedPlugin for PythonPlugin {
 
     async fn stop(&self, instance_id: &str) {
         let _ops = self.ops.lock().await;
+        lock(&self.restarting).remove(instance_id);
         let was_running = lock(&self.running).remove(instance_id).is_some();
         let Some(worker) = self.current_worker() else {
             return;
@@ -308,7 +324,7 @@ impl LoadedPlugin for PythonPlugin {
                 tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
             }
         }
-        if lock(&self.running).is_empty() {
+        if self.idle() {
             worker.shut_down().await;
             *lock(&self.worker) = None;
         }
@@ -378,6 +394,9 @@ impl LoadedPlugin for PythonPlugin {
     }
 
     async fn config_updated(&self, instance_id: &str, config: &str) -> Result<(), RuntimeError> {
+        if let Some(instance) = lock(&self.restarting).get_mut(instance_id) {
+            instance.config = config.to_owned();
+        }
         if let Some(instance) = lock(&self.running).get_mut(instance_id) {
             instance.config = config.to_owned();
         } else {
@@ -402,6 +421,7 @@ impl LoadedPlugin for PythonPlugin {
     async fn unload(&self) {
         let _ops = self.ops.lock().await;
         lock(&self.running).clear();
+        lock(&self.restarting).clear();
         let worker = lock(&self.worker).take();
         if let Some(worker) = worker {
             worker.shut_down().await;
