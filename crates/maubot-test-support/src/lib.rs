@@ -25,8 +25,8 @@ pub fn python_host_venv() -> std::path::PathBuf {
     }
 }
 
-/// The workspace's target directory.
-pub(crate) fn target_dir() -> std::path::PathBuf {
+/// The workspace's target directory (`CARGO_TARGET_DIR`, or `target/` at the workspace root).
+pub fn target_dir() -> std::path::PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => std::path::PathBuf::from(dir),
         None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),

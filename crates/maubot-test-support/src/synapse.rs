@@ -73,6 +73,12 @@ impl Synapse {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Synapse's log file (INFO and up, the access log included: one `Processed request` line
+    /// per answered request, naming the user who made it).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("homeserver.log")
+    }
+
     /// Stops the homeserver (SIGTERM, then SIGKILL after 10 s), keeping its data.
     pub fn stop(&self) {
         if let Some(process) = self.lock().take() {

@@ -1,0 +1,62 @@
+//! The command line: one subcommand per benchmark.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "maubot-bench",
+    about = "Benchmarks of maubot-rs that print figures"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Memory and file descriptors per idle syncing bot (maubot-rs in this process).
+    Bots {
+        /// How many bots.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Seconds to idle before measuring.
+        #[arg(long, default_value_t = 10)]
+        idle: u64,
+    },
+    /// maubot-rs (release binary) side by side with maubot 0.6.0, against one Synapse.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Bots of the scale phase (memory and fds per bot, cold start).
+    #[arg(long, default_value_t = 100)]
+    pub bots: usize,
+    /// Bots with an echo instance each in the plugin phase (memory, `!ping`, API).
+    #[arg(long, default_value_t = 10)]
+    pub plugin_bots: usize,
+    /// Seconds of load per management API route.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Connections of the API load generator.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// `!ping`s measured per server (after 5 unmeasured ones).
+    #[arg(long, default_value_t = 50)]
+    pub pings: usize,
+    /// Seconds servers idle before their memory is measured.
+    #[arg(long, default_value_t = 10)]
+    pub settle: u64,
+    /// Events sent to the Python plugin host in its dispatch benchmark.
+    #[arg(long, default_value_t = 5000)]
+    pub events: usize,
+    /// The maubot-rs server binary [default: `maubot` next to this program, i.e.
+    /// `target/release/maubot`].
+    #[arg(long)]
+    pub maubot_rs: Option<PathBuf>,
+    /// Also write the JSON results to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}

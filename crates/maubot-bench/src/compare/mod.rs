@@ -1,0 +1,313 @@
+//! `maubot-bench compare`: maubot-rs (the release binary) and maubot 0.6.0 (from PyPI, in a
+//! venv of its own) as separate processes with equivalent configs, against one Synapse. Each
+//! server is measured alone, one after the other, in two phases:
+//!
+//! 1. plugins: `plugin_bots` bots, each with an instance of the test echo plugin and a room
+//!    with a tester: memory, `!ping` round trips, management API load;
+//! 2. scale: `bots` bots without plugins, ten to a room: memory and descriptors per bot, then
+//!    a restart (cold start) until Synapse has answered a `/sync` of every bot.
+//!
+//! Before both, the Python plugin host of maubot-rs is driven directly (events per second).
+
+mod api;
+mod host_dispatch;
+mod load;
+mod matrix;
+mod report;
+mod server;
+mod stats;
+mod synapse_log;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use maubot_test_support::Synapse;
+
+use self::matrix::{ECHO_ID, Tester};
+use self::report::{Figures, ScaleFigures};
+use self::server::{Kind, Programs, Setup};
+use self::stats::Summary;
+use crate::cli::CompareArgs;
+use crate::procfs::Usage;
+
+/// Unmeasured `!ping`s before the measured ones.
+const WARM_UP_PINGS: usize = 5;
+
+pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let load_before = crate::procfs::load_average();
+    let maubot_rs = match &args.maubot_rs {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory of this program")?
+            .join("maubot"),
+    };
+    if !maubot_rs.is_file() {
+        bail!(
+            "the maubot-rs binary {} does not exist\nhint: build it first with \
+             `cargo build --release --bin maubot`, or pass --maubot-rs PATH",
+            maubot_rs.display()
+        );
+    }
+    let maubot_venv = server::maubot_venv().await?;
+    let maubot_crypto = server::maubot_has_crypto(&maubot_venv).await;
+    let python_host_venv = maubot_test_support::python_host_venv();
+    eprintln!("preparing maubot-rs's Python plugin host environment");
+    let python =
+        maubot_server::runtime::python::prepare_environment(&maubot_types::config::PythonHost {
+            venv: python_host_venv.display().to_string(),
+            ..Default::default()
+        })
+        .await
+        .context("prepare the Python plugin host's environment")?;
+    let archive = matrix::echo_mbp()?;
+
+    eprintln!(
+        "Python plugin host: {} events through one echo instance",
+        args.events
+    );
+    let pythonpath = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python");
+    let dispatch = host_dispatch::run(&python, &pythonpath, &archive, args.events).await?;
+
+    eprintln!("starting Synapse");
+    let synapse = tokio::task::spawn_blocking(Synapse::start).await??;
+    let programs = Programs {
+        maubot_rs,
+        maubot_venv,
+        python_host_venv,
+        homeserver: synapse.base_url(),
+    };
+    let mut figures = Vec::new();
+    for kind in [Kind::MaubotRs, Kind::Maubot] {
+        figures.push(measure(kind, &args, &synapse, &programs, &archive).await?);
+    }
+    drop(synapse);
+
+    let report = report::Report {
+        args: &args,
+        dispatch,
+        maubot_rs: &figures[0],
+        maubot: &figures[1],
+        maubot_crypto,
+        seconds: started.elapsed().as_secs_f64(),
+        load_average: [load_before, crate::procfs::load_average()],
+    };
+    eprintln!();
+    eprint!("{}", report.table());
+    let json = report.to_json();
+    if let Some(path) = &args.json {
+        std::fs::write(path, format!("{json:#}\n"))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    crate::print_json(&json);
+    Ok(())
+}
+
+/// Both phases for one server.
+async fn measure(
+    kind: Kind,
+    args: &CompareArgs,
+    synapse: &Synapse,
+    programs: &Programs,
+    archive: &[u8],
+) -> anyhow::Result<Figures> {
+    let name = kind.name();
+    let prefix = kind.user_prefix();
+    let settle = Duration::from_secs(args.settle);
+    let hs = synapse.base_url();
+    eprintln!(
+        "{name}: registering {} users",
+        1 + args.plugin_bots + args.bots
+    );
+    let tester = synapse
+        .register(&format!("{prefix}tester"), "bench-password", false)
+        .await?;
+    let mut tester = Tester::new(&hs, tester);
+    let plugin_bots =
+        matrix::register_many(synapse, &format!("{prefix}p"), args.plugin_bots).await?;
+    let scale_bots = matrix::register_many(synapse, &format!("{prefix}s"), args.bots).await?;
+
+    // ----- plugins -----
+    let setup = Setup::new(kind, programs)?;
+    let mut server = setup.spawn(programs)?;
+    let (api, listen) = server.wait_api(Duration::from_secs(120)).await?;
+    eprintln!(
+        "{name}: API up after {:.2} s; idling {} s",
+        listen.as_secs_f64(),
+        args.settle
+    );
+    tokio::time::sleep(settle).await;
+    let idle = server.usage()?;
+    eprintln!(
+        "{name}: adding {} bots with an echo instance each",
+        args.plugin_bots
+    );
+    for bot in &plugin_bots {
+        api.add_client(&hs, &bot.access_token, &bot.device_id)
+            .await?;
+    }
+    api.wait_clients_syncing(plugin_bots.len(), Duration::from_secs(120))
+        .await?;
+    api.upload_plugin(archive.to_vec()).await?;
+    for (i, bot) in plugin_bots.iter().enumerate() {
+        api.create_instance(&format!("echo{i}"), ECHO_ID, &bot.user_id)
+            .await?;
+    }
+    let mut rooms = Vec::new();
+    for bot in &plugin_bots {
+        let members = [bot.user_id.clone()];
+        let room = tester.create_room(&members).await?;
+        tester
+            .wait_joined(&room, &members, Duration::from_secs(60))
+            .await?;
+        rooms.push((room, bot.user_id.clone()));
+    }
+    eprintln!("{name}: bots joined their rooms; idling {} s", args.settle);
+    tokio::time::sleep(settle).await;
+    let with_plugins = server.usage()?;
+
+    eprintln!("{name}: {} pings", args.pings);
+    tester.start_sync().await?;
+    for i in 0..WARM_UP_PINGS {
+        let (room, bot) = &rooms[i % rooms.len()];
+        tester.ping(room, bot).await?;
+    }
+    let log_offset = std::fs::metadata(setup.log_path())?.len();
+    let mut pings = Vec::new();
+    for i in 0..args.pings {
+        let (room, bot) = &rooms[i % rooms.len()];
+        pings.push(tester.ping(room, bot).await?.as_secs_f64() * 1000.0);
+    }
+    // Let the last timing line reach the log.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let handling = (kind == Kind::MaubotRs)
+        .then(|| handling_times(&setup.log_path(), log_offset))
+        .transpose()?;
+
+    let duration = Duration::from_secs(args.duration);
+    let mut api_load = Vec::new();
+    for route in ["/plugins", "/clients"] {
+        eprintln!(
+            "{name}: GET {route} for {} s over {} connections",
+            args.duration, args.connections
+        );
+        let result = load::run(server.port, route, &api.token, args.connections, duration)
+            .await
+            .with_context(|| format!("load on GET {route}"))?;
+        api_load.push((route, result));
+    }
+    server.stop().await?;
+    drop(tester);
+
+    // ----- scale -----
+    let setup = Setup::new(kind, programs)?;
+    let mut server = setup.spawn(programs)?;
+    let (api, _) = server.wait_api(Duration::from_secs(120)).await?;
+    tokio::time::sleep(settle).await;
+    let scale_idle = server.usage()?;
+    eprintln!("{name}: adding {} bots", args.bots);
+    let adding = Instant::now();
+    for (i, bot) in scale_bots.iter().enumerate() {
+        api.add_client(&hs, &bot.access_token, &bot.device_id)
+            .await?;
+        if (i + 1) % 20 == 0 {
+            eprintln!(
+                "  {} added after {:.1} s",
+                i + 1,
+                adding.elapsed().as_secs_f64()
+            );
+        }
+    }
+    api.wait_clients_syncing(scale_bots.len(), Duration::from_secs(300))
+        .await?;
+    let add_seconds = adding.elapsed().as_secs_f64();
+    let scale_tester = Tester::new(
+        &hs,
+        synapse
+            .register(&format!("{prefix}scaletester"), "bench-password", false)
+            .await?,
+    );
+    let mut scale_rooms = Vec::new();
+    for group in scale_bots.chunks(10) {
+        let members: Vec<String> = group.iter().map(|b| b.user_id.clone()).collect();
+        let room = scale_tester.create_room(&members).await?;
+        scale_tester
+            .wait_joined(&room, &members, Duration::from_secs(120))
+            .await?;
+        scale_rooms.push(room);
+    }
+    eprintln!(
+        "{name}: {} bots syncing and in rooms; idling {} s",
+        args.bots, args.settle
+    );
+    tokio::time::sleep(settle).await;
+    let scale_with = server.usage()?;
+    server.stop().await?;
+
+    // A message waits in every room, so that each bot's first sync after the restart is
+    // answered at once (instead of after the long poll's 30 s).
+    for room in &scale_rooms {
+        scale_tester.say(room, "wake up").await?;
+    }
+    let users: BTreeSet<String> = scale_bots.iter().map(|b| b.user_id.clone()).collect();
+    let watch = synapse_log::SyncWatch::start(&synapse.log_path(), users)?;
+    let mut server = setup.spawn(programs)?;
+    let (_, cold_listen) = server.wait_api(Duration::from_secs(120)).await?;
+    let last = watch
+        .all_synced(scale_bots.len(), Duration::from_secs(300))
+        .await?;
+    let cold_start = last.saturating_duration_since(server.spawned_at);
+    eprintln!(
+        "{name}: cold start: API after {:.2} s, all {} bots synced after {:.2} s",
+        cold_listen.as_secs_f64(),
+        args.bots,
+        cold_start.as_secs_f64()
+    );
+    server.stop().await?;
+
+    Ok(Figures {
+        kind,
+        listen,
+        idle,
+        with_plugins,
+        pings: Summary::of(pings),
+        handling,
+        api_load,
+        scale: ScaleFigures {
+            bots: args.bots,
+            idle: scale_idle,
+            with: scale_with,
+            add_seconds,
+            cold_listen,
+            cold_start,
+        },
+    })
+}
+
+/// `handling_us` of the `maubot.timing` lines of maubot-rs's log after `offset`, in ms.
+fn handling_times(log: &std::path::Path, offset: u64) -> anyhow::Result<Summary> {
+    let text = std::fs::read(log)?;
+    let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default());
+    let samples: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("@maubot.timing]"))
+        .filter_map(|l| l.split("handling_us=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|us| us / 1000.0)
+        .collect();
+    Ok(Summary::of(samples))
+}
+
+impl Usage {
+    /// Per bot, over a baseline.
+    pub fn per_bot_over(&self, baseline: &Usage, bots: usize) -> (f64, f64) {
+        let bots = bots.max(1) as f64;
+        (
+            self.rss_bytes.saturating_sub(baseline.rss_bytes) as f64 / bots,
+            self.fds.saturating_sub(baseline.fds) as f64 / bots,
+        )
+    }
+}
