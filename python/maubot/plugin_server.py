@@ -35,12 +35,25 @@ class PluginWebApp(web.UrlDispatcher):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer `request` (its path relative to the instance's web app) through the routes."""
         match_info = await self.resolve(request)
+        # Handlers may read request.app (in maubot, the server's application): an empty one.
+        match_info.add_app(_application())
         match_info.freeze()
         request._match_info = match_info  # the handler reads request.match_info
         handler: Handler = match_info.handler
         for middleware in reversed(self._middleware):
             handler = _bind(middleware, handler)
         return await handler(request)
+
+
+_APPLICATION: web.Application | None = None
+
+
+def _application() -> web.Application:
+    global _APPLICATION
+    if _APPLICATION is None:
+        _APPLICATION = web.Application()
+        _APPLICATION.freeze()
+    return _APPLICATION
 
 
 def _bind(middleware: Middleware, handler: Handler) -> Handler:

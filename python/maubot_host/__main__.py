@@ -7,10 +7,14 @@ import os
 import socket
 import sys
 
-# mautrix makes TraceLogger the logger class on import; loggers created before would lack trace().
-import mautrix.util.logging  # noqa: F401
+# Web apps' responses are collected, not written to a socket (maubot_host.web): a FileResponse
+# must read its file in chunks rather than sendfile() to a transport it does not have.
+os.environ.setdefault("AIOHTTP_NOSENDFILE", "1")
 
-from .worker import run
+# mautrix makes TraceLogger the logger class on import; loggers created before would lack trace().
+import mautrix.util.logging  # noqa: E402,F401
+
+from .worker import run  # noqa: E402
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from maubot.loader import DatabaseType, ZippedPluginLoader
 from maubot.plugin_base import Plugin
 from maubot.plugin_server import PluginWebApp
 
+from . import web
 from .client import HostedMatrixClient
 from .config import InstanceConfig
 from .matrix_api import RPCHTTPAPI
@@ -47,6 +48,7 @@ class Instance:
         self.database: Database | None = None
         self.config: InstanceConfig | None = None
         self.plugin: Plugin | None = None
+        self.webapp: PluginWebApp | None = None
         self.started = False
 
     async def start(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +113,7 @@ class Instance:
                 loader=self.loader,
             )
             await self.plugin.internal_start()
+            self.webapp = webapp
         except Exception as e:
             self.log.exception("Failed to start instance")
             if self.plugin is not None:
@@ -157,6 +160,7 @@ class Instance:
 
     async def stop(self) -> None:
         self.started = False
+        self.webapp = None
         plugin, self.plugin = self.plugin, None
         if plugin is not None:
             try:
@@ -186,6 +190,13 @@ class Instance:
         if isinstance(event, StateEvent):
             await client.state_store.update_state(event)
         await client.dispatch_and_wait(event, _source(event, client.mxid))
+
+    async def web_request(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.started or self.plugin is None:
+            raise RPCError(f"Instance {self.id} is not running")
+        if self.webapp is None:
+            raise RPCError(f"Instance {self.id} has no web app")
+        return await web.handle(self.webapp, params, self.log)
 
     async def config_updated(self, text: str) -> None:
         if self.config is not None:

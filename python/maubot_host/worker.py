@@ -38,7 +38,15 @@ class Worker:
         self.conn = conn
         self.loader: ZippedPluginLoader | None = None
         self.instances: dict[str, Instance] = {}
-        for method in ("load", "start", "stop", "event", "config_updated", "ping"):
+        for method in (
+            "load",
+            "start",
+            "stop",
+            "event",
+            "config_updated",
+            "web_request",
+            "ping",
+        ):
             conn.on(method, getattr(self, method))
 
     def _running(self, params: dict[str, Any]) -> Instance:
@@ -106,6 +114,10 @@ class Worker:
     async def config_updated(self, params: dict[str, Any]) -> dict[str, Any]:
         await self._running(params).config_updated(params.get("config") or "")
         return {}
+
+    async def web_request(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One HTTP request to the instance's web app; its response."""
+        return await self._running(params).web_request(params)
 
     async def ping(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}

@@ -6,6 +6,8 @@ Run from the repository root:
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import select
@@ -17,8 +19,10 @@ import textwrap
 import time
 import unittest
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlencode
 
 PYTHON_DIR = Path(__file__).resolve().parents[1]
 TIMEOUT = 15.0
@@ -79,6 +83,114 @@ PING_META = {
     "version": "1.0.0",
     "modules": ["mbhost_test_ping"],
     "main_class": "PingBot",
+}
+
+
+WEB_PLUGIN = {
+    "mbhost_test_webapp.py": """
+        from aiohttp import web as aioweb
+
+        from maubot import Plugin
+        from maubot.handlers import web
+
+
+        @aioweb.middleware
+        async def tag(request, handler):
+            response = await handler(request)
+            if isinstance(response, aioweb.StreamResponse) and not response.prepared:
+                response.headers["X-Middleware"] = "yes"
+            return response
+
+
+        class WebBot(Plugin):
+            async def start(self) -> None:
+                self.webapp.add_middleware(tag)
+                self.log.info(f"web app at {self.webapp_url}")
+
+            @web.get("/hello")
+            async def hello(self, request):
+                return aioweb.Response(text=f"hello {request.query.get('name', 'world')}")
+
+            @web.post("/hook")
+            async def hook(self, request):
+                data = await request.json()
+                return aioweb.json_response({"got": data})
+
+            @web.get("/items/{item}")
+            async def item(self, request):
+                return aioweb.json_response(
+                    {
+                        "item": request.match_info["item"],
+                        "path": request.path,
+                        "raw_path": request.raw_path,
+                        "query": dict(request.query),
+                        "header": request.headers.get("X-Test"),
+                        "remote": request.remote,
+                        "has_app": request.app is not None,
+                    }
+                )
+
+            @web.put("/echo")
+            async def echo(self, request):
+                data = await request.read()
+                response = aioweb.Response(
+                    body=data[::-1], content_type="application/octet-stream", status=201
+                )
+                response.set_cookie("a", "1")
+                response.set_cookie("b", "2")
+                return response
+
+            @web.post("/form")
+            async def form(self, request):
+                form = await request.post()
+                return aioweb.Response(text=f"{form['x']}+{form['y']} ({await request.text()})")
+
+            @web.get("/stream")
+            async def stream(self, request):
+                response = aioweb.StreamResponse(headers={"Content-Type": "text/plain"})
+                await response.prepare(request)
+                await response.write(b"one ")
+                await response.write(b"two")
+                return response
+
+            @web.get("/file")
+            async def file(self, request):
+                return aioweb.FileResponse(request.query["path"])
+
+            @web.get("/gzip")
+            async def gzip(self, request):
+                response = aioweb.StreamResponse(headers={"Content-Type": "text/plain"})
+                response.enable_compression()
+                await response.prepare(request)
+                await response.write(b"squeeze " * 100)
+                return response
+
+            @web.get("/half")
+            async def half(self, request):
+                response = aioweb.StreamResponse()
+                await response.prepare(request)
+                await response.write(b"partial")
+                raise RuntimeError("gave up halfway")
+
+            @web.get("/moved")
+            async def moved(self, request):
+                raise aioweb.HTTPFound("/hello")
+
+            @web.get("/fail")
+            async def fail(self, request):
+                raise RuntimeError("handler exploded")
+
+            @web.get("/nothing")
+            async def nothing(self, request):
+                return None
+        """,
+}
+WEB_META = {
+    "id": "xyz.maubot-rs.test.hostweb",
+    "version": "1.0.0",
+    "modules": ["mbhost_test_webapp"],
+    "main_class": "WebBot",
+    "webapp": True,
 }
 
 
@@ -517,6 +629,14 @@ class InstanceTest(WorkerTest):
         self.assertIn("result", response)
         self.server.log_record(lambda r: r["message"] == f"web app at {url}")
 
+    def test_web_request_to_an_instance_without_web_app_is_an_error(self) -> None:
+        self.start_ping()
+        params = {"method": "GET", "path": "/", "query_string": "", "headers": []}
+        error = self.server.error("web_request", {"instance_id": "ping1", **params})
+        self.assertEqual(error["message"], "Instance ping1 has no web app")
+        error = self.server.error("web_request", {"instance_id": "nope", **params})
+        self.assertEqual(error["message"], "Instance nope is not running")
+
     def test_legacy_sqlalchemy_database_is_refused(self) -> None:
         meta = {
             "id": "t.sqla",
@@ -581,6 +701,187 @@ class InstanceTest(WorkerTest):
             self.assertIn("result", self.server.response(event_request))
         self.server.call("stop", {"instance_id": "db1"})
         self.assertTrue(os.path.exists(f"{self.tmp.name}/db1.db"))
+
+
+class WebAppTest(WorkerTest):
+    URL = "https://maubot.example.org/_matrix/maubot/plugin/web1"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.assertIn("result", self.load("web", WEB_PLUGIN, WEB_META))
+        response = self.server.response(
+            self.server.request(
+                "start",
+                {"instance_id": "web1", "client": CLIENT, "config": "", "webapp_url": self.URL},
+            )
+        )
+        self.assertIn("result", response)
+
+    def web(
+        self,
+        method: str,
+        path: str,
+        query_string: str = "",
+        headers: list[list[str]] | None = None,
+        body: bytes = b"",
+    ) -> tuple[int, list[list[str]], bytes]:
+        result = self.server.call(
+            "web_request",
+            {
+                "instance_id": "web1",
+                "method": method,
+                "path": path,
+                "query_string": query_string,
+                "headers": headers or [["Host", "maubot.example.org"]],
+                "body_base64": base64.b64encode(body).decode(),
+            },
+        )
+        self.assertEqual(set(result), {"status", "headers", "body_base64"})
+        return result["status"], result["headers"], base64.b64decode(result["body_base64"])
+
+    def header(self, headers: list[list[str]], name: str) -> str | None:
+        values = [value for key, value in headers if key.lower() == name.lower()]
+        self.assertLessEqual(len(values), 1, headers)
+        return values[0] if values else None
+
+    def test_webapp_url_is_kept(self) -> None:
+        self.server.log_record(lambda r: r["message"] == f"web app at {self.URL}")
+
+    def test_get_with_query(self) -> None:
+        status, headers, body = self.web("GET", "/hello", "name=maubot&x=1")
+        self.assertEqual((status, body), (200, b"hello maubot"))
+        self.assertEqual(self.header(headers, "Content-Type"), "text/plain; charset=utf-8")
+        self.assertEqual(self.header(headers, "X-Middleware"), "yes")
+        # Framing and the headers aiohttp adds are the server's business.
+        for name in ("Content-Length", "Transfer-Encoding", "Connection", "Date", "Server"):
+            self.assertIsNone(self.header(headers, name), headers)
+        self.assertEqual(self.web("GET", "/hello")[2], b"hello world")
+
+    def test_post_json(self) -> None:
+        status, headers, body = self.web(
+            "POST",
+            "/hook",
+            headers=[["Content-Type", "application/json"]],
+            body=json.dumps({"text": "hi", "n": 1}).encode(),
+        )
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"got": {"text": "hi", "n": 1}})
+        self.assertEqual(
+            self.header(headers, "Content-Type"), "application/json; charset=utf-8"
+        )
+
+    def test_path_parameters_query_and_headers(self) -> None:
+        status, _, body = self.web(
+            "GET",
+            "/items/caf%C3%A9%20au%20lait",
+            "q=a%20b&q2=%F0%9F%90%88",
+            headers=[["X-Test", "value"], ["Host", "maubot.example.org"]],
+        )
+        self.assertEqual(status, 200)
+        self.assertEqual(
+            json.loads(body),
+            {
+                "item": "café au lait",
+                "path": "/items/café au lait",
+                "raw_path": "/items/caf%C3%A9%20au%20lait?q=a%20b&q2=%F0%9F%90%88",
+                "query": {"q": "a b", "q2": "🐈"},
+                "header": "value",
+                "remote": None,
+                "has_app": True,
+            },
+        )
+
+    def test_binary_bodies_status_and_repeated_headers(self) -> None:
+        status, headers, body = self.web("PUT", "/echo", body=bytes(range(256)))
+        self.assertEqual((status, body), (201, bytes(range(256))[::-1]))
+        cookies = [value for name, value in headers if name.lower() == "set-cookie"]
+        self.assertEqual(cookies, ["a=1; Path=/", "b=2; Path=/"])
+
+    def test_form_post(self) -> None:
+        status, _, body = self.web(
+            "POST",
+            "/form",
+            headers=[["Content-Type", "application/x-www-form-urlencoded"]],
+            body=b"x=1&y=%C3%A9",
+        )
+        self.assertEqual((status, body.decode()), (200, "1+é (x=1&y=%C3%A9)"))
+
+    def test_streamed_and_file_responses(self) -> None:
+        status, headers, body = self.web("GET", "/stream")
+        self.assertEqual((status, body), (200, b"one two"))
+        self.assertIsNone(self.header(headers, "Transfer-Encoding"))
+        path = os.path.join(self.tmp.name, "served.txt")
+        with open(path, "w") as f:
+            f.write("from a file")
+        status, headers, body = self.web("GET", "/file", urlencode({"path": path}))
+        self.assertEqual((status, body), (200, b"from a file"))
+        self.assertEqual(self.header(headers, "Content-Type"), "text/plain")
+
+    def test_compressed_stream(self) -> None:
+        status, headers, body = self.web("GET", "/gzip", headers=[["Accept-Encoding", "gzip"]])
+        self.assertEqual(status, 200)
+        self.assertEqual(self.header(headers, "Content-Encoding"), "gzip")
+        self.assertEqual(gzip.decompress(body), b"squeeze " * 100)
+        _, headers, body = self.web("GET", "/gzip", headers=[["Accept-Encoding", "deflate"]])
+        self.assertEqual(self.header(headers, "Content-Encoding"), "deflate")
+        self.assertEqual(zlib.decompress(body), b"squeeze " * 100)
+
+    def test_http_exceptions_are_responses(self) -> None:
+        status, headers, body = self.web("GET", "/moved")
+        self.assertEqual(status, 302)
+        self.assertEqual(self.header(headers, "Location"), "/hello")
+        self.assertEqual(body, b"302: Found")
+
+        status, headers, body = self.web("GET", "/no/such/path")
+        self.assertEqual((status, body), (404, b"404: Not Found"))
+        self.assertEqual(self.header(headers, "Content-Type"), "text/plain; charset=utf-8")
+
+        status, headers, body = self.web("DELETE", "/hello")
+        self.assertEqual((status, body), (405, b"405: Method Not Allowed"))
+        # @web.get is add_route("GET", ...): no HEAD route, as in maubot.
+        self.assertEqual(self.header(headers, "Allow"), "GET")
+
+    def test_handler_exception_is_500_and_logged(self) -> None:
+        status, headers, body = self.web("GET", "/fail")
+        self.assertEqual(status, 500)
+        self.assertEqual(
+            body, b"500 Internal Server Error\n\nServer got itself in trouble"
+        )
+        record = self.server.log_record(lambda r: r["message"].startswith("Error handling web"))
+        self.assertEqual(record["logger"], "maubot.instance.web1")
+        self.assertEqual(record["level"], "ERROR")
+        self.assertEqual(record["message"], "Error handling web request GET /fail")
+        self.assertIn("RuntimeError: handler exploded", record["exception"])
+
+        # What a streamed response wrote before its handler failed is dropped.
+        status, headers, body = self.web("GET", "/half")
+        self.assertEqual(status, 500)
+        self.assertTrue(body.startswith(b"500 Internal Server Error"), body)
+        self.assertEqual(self.header(headers, "Content-Type"), "text/plain; charset=utf-8")
+        self.server.log_record(lambda r: r["message"] == "Error handling web request GET /half")
+
+        status, _, _ = self.web("GET", "/nothing")
+        self.assertEqual(status, 500)
+        record = self.server.log_record(lambda r: "not an aiohttp response" in r["message"])
+        self.assertEqual(record["logger"], "maubot.instance.web1")
+
+    def test_stopped_instance_has_no_web_app(self) -> None:
+        self.server.call("stop", {"instance_id": "web1"})
+        error = self.server.error(
+            "web_request", {"instance_id": "web1", "method": "GET", "path": "/hello"}
+        )
+        self.assertEqual(error["message"], "Instance web1 is not running")
+
+    def test_bad_params_are_errors(self) -> None:
+        error = self.server.error(
+            "web_request", {"instance_id": "web1", "method": "GET", "path": "hello"}
+        )
+        self.assertEqual(error["message"], "web_request path must start with /: 'hello'")
+        error = self.server.error(
+            "web_request",
+            {"instance_id": "web1", "method": "GET", "path": "/", "body_base64": "!!"},
+        )
+        self.assertIn("not valid base64", error["message"])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ use crate::state::AppState;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .nest(api::PREFIX, api::router(&state))
+        .merge(crate::plugin_web::router(&state))
         // maubot's appservice stub: present, never implemented.
         .route(
             "/_matrix/appservice/v1/transactions",

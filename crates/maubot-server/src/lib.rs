@@ -10,6 +10,7 @@ pub mod homeserver_auth;
 pub mod http;
 pub mod logging;
 pub mod logs;
+pub mod plugin_web;
 pub mod plugins;
 pub mod runtime;
 pub mod server;

@@ -66,8 +66,26 @@ impl LogHub {
 #[derive(Debug, Default)]
 pub struct HubLayer;
 
+/// Targets whose records describe the sending of records (frames, connections): at TRACE they
+/// would feed the websocket its own traffic, each record bigger than the last.
+const SELF_FEEDING: [&str; 5] = [
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "h2",
+    "axum::extract::ws",
+];
+
 impl<S: Subscriber> Layer<S> for HubLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let target = event.metadata().target();
+        if SELF_FEEDING.iter().any(|t| {
+            target
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        }) {
+            return;
+        }
         let hub = hub();
         hub.push(record(event, hub.started.elapsed().as_secs_f64() * 1000.0));
     }

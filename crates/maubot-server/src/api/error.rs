@@ -129,6 +129,17 @@ pub enum ApiError {
     PrimaryUserNotFound,
     #[error("Given plugin type not found")]
     PluginTypeNotFound,
+    /// The instance's database was not opened (maubot answers this with HTTP 200).
+    #[error("Given plugin does not have a database")]
+    PluginHasNoDatabase,
+    /// maubot answers this with HTTP 200.
+    #[error("Given table not found in plugin database")]
+    TableNotFound,
+    #[error("Query missing")]
+    QueryMissing,
+    /// The database refused a query; the body carries `ok: false` and the query, as maubot's.
+    #[error("{error}")]
+    SqlError { query: String, error: String },
     /// Something maubot offers that maubot-rs does not (yet).
     #[error("Not implemented: {0}")]
     NotImplemented(&'static str),
@@ -183,6 +194,10 @@ impl ApiError {
             // The errcode is the homeserver's; see `into_response`.
             Self::Homeserver { status, .. } => (*status, "M_UNKNOWN"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            Self::PluginHasNoDatabase => (StatusCode::NOT_FOUND, "plugin_has_no_database"),
+            Self::TableNotFound => (StatusCode::NOT_FOUND, "table_not_found"),
+            Self::QueryMissing => (StatusCode::BAD_REQUEST, "query_missing"),
+            Self::SqlError { .. } => (StatusCode::BAD_REQUEST, "sql_error"),
             Self::PluginNotFound => (StatusCode::NOT_FOUND, "plugin_not_found"),
             Self::InstanceNotFound => (StatusCode::NOT_FOUND, "instance_not_found"),
             Self::PluginInUse => (StatusCode::PRECONDITION_FAILED, "plugin_in_use"),
@@ -221,6 +236,10 @@ impl IntoResponse for ApiError {
             if let Some(http_status) = http_status {
                 body["http_status"] = (*http_status).into();
             }
+        }
+        if let Self::SqlError { query, .. } = &self {
+            body["ok"] = false.into();
+            body["query"] = query.clone().into();
         }
         // maubot sends the Python traceback; maubot-rs sends the plugin's, or null.
         if let Self::PluginInvalid { detail, .. } | Self::PluginReloadFail { detail, .. } = &self {

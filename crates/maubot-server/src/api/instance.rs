@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::detached;
 use super::error::ApiResult;
 use super::json::ApiJson;
 use crate::plugins::{InstanceRequest, InstanceView};
@@ -37,21 +38,18 @@ async fn put(
     ApiJson(request): ApiJson<InstanceRequest>,
 ) -> ApiResult<(StatusCode, Json<InstanceView>)> {
     let id = id.to_lowercase();
-    if state.plugins.instance(&id).is_ok() {
-        Ok((
-            StatusCode::OK,
-            Json(state.plugins.update_instance(&id, request).await?),
-        ))
+    let (created, view) =
+        detached(async move { state.plugins.put_instance(&id, request).await }).await??;
+    let status = if created {
+        StatusCode::CREATED
     } else {
-        Ok((
-            StatusCode::CREATED,
-            Json(state.plugins.create_instance(&id, request).await?),
-        ))
-    }
+        StatusCode::OK
+    };
+    Ok((status, Json(view)))
 }
 
 /// `DELETE /_matrix/maubot/v1/instance/{id}`
 async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    state.plugins.delete_instance(&id.to_lowercase()).await?;
+    detached(async move { state.plugins.delete_instance(&id.to_lowercase()).await }).await??;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ mod client;
 mod client_auth;
 pub mod error;
 mod instance;
+mod instance_database;
 pub mod json;
 mod logs;
 mod meta;
@@ -41,8 +42,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(when(features.plugin, plugin::router))
         .merge(when(features.plugin_upload, plugin::upload_router))
         .merge(when(features.instance, instance::router))
+        .merge(when(features.instance_database, instance_database::router))
         .merge(when(features.log, logs::router))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))
+}
+
+/// Runs a change to completion even if the client goes away: axum drops a handler's future when
+/// its connection closes, which would leave a change half done (a worker started but not
+/// recorded, a file written but not loaded).
+pub(crate) async fn detached<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work).await.map_err(ApiError::internal)
 }

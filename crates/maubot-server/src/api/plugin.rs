@@ -8,6 +8,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::detached;
 use super::error::{ApiError, ApiResult};
 use super::json::read_body;
 use crate::plugins::{self, PluginView};
@@ -43,13 +44,13 @@ async fn read(
 
 /// `DELETE /_matrix/maubot/v1/plugin/{id}`: 412 while instances of it exist.
 async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    state.plugins.delete_plugin(&id).await?;
+    detached(async move { state.plugins.delete_plugin(&id).await }).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /_matrix/maubot/v1/plugin/{id}/reload`
 async fn reload(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    state.plugins.reload(&id).await?;
+    detached(async move { state.plugins.reload(&id).await }).await??;
     Ok(Json(json!({ "success": true })))
 }
 
@@ -60,7 +61,9 @@ async fn put_plugin(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let body = read_body(request, state.config.server.max_body_size).await?;
-    let (created, view) = state.plugins.upload(body.to_vec(), Some(&id), true).await?;
+    let (created, view) =
+        detached(async move { state.plugins.upload(body.to_vec(), Some(&id), true).await })
+            .await??;
     Ok((status(created), Json(view)))
 }
 
@@ -73,10 +76,13 @@ async fn upload(
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let allow_override = query.get("allow_override").is_some_and(|v| !v.is_empty());
     let body = read_body(request, state.config.server.max_body_size).await?;
-    let (created, view) = state
-        .plugins
-        .upload(body.to_vec(), None, allow_override)
-        .await?;
+    let (created, view) = detached(async move {
+        state
+            .plugins
+            .upload(body.to_vec(), None, allow_override)
+            .await
+    })
+    .await??;
     Ok((status(created), Json(view)))
 }
 
@@ -104,6 +110,7 @@ impl From<plugins::Error> for ApiError {
             E::PrimaryUserRequired => ApiError::PrimaryUserRequired,
             E::PrimaryUserNotFound => ApiError::PrimaryUserNotFound,
             E::PluginTypeNotFound => ApiError::PluginTypeNotFound,
+            E::InvalidInstanceId(message) => ApiError::InvalidBody(message),
             E::InstanceExists(id) => {
                 ApiError::InvalidBody(format!("an instance with the ID {id} already exists"))
             }

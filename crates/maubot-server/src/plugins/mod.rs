@@ -5,6 +5,7 @@
 //! disables the instance. maubot-rs adds `failure`: why an instance is not running when it
 //! should be, so that the API says what the logs say.
 
+pub mod database;
 mod events;
 pub mod files;
 pub mod store;
@@ -27,7 +28,7 @@ use crate::client::{Bot, ClientManager};
 use crate::db::{self, Database};
 use crate::runtime::{
     self, InstanceStart, LoadedPlugin, MatrixRequest, MatrixResponse, PluginCode, PluginRuntime,
-    RuntimeError, RuntimeHost, Started,
+    RuntimeError, RuntimeHost, Started, WebRequest, WebResponse,
 };
 use crate::sync::lock;
 
@@ -74,6 +75,9 @@ pub enum Error {
     PluginTypeNotFound,
     #[error("an instance with the ID {0} exists")]
     InstanceExists(String),
+    /// The ID would not work as a file name (instance databases are `<id>.db`).
+    #[error("{0}")]
+    InvalidInstanceId(String),
     #[error(transparent)]
     Db(#[from] db::DbError),
     #[error("{0}")]
@@ -248,14 +252,16 @@ impl PluginHost {
             return;
         };
         tokio::spawn(async move {
-            let _ops = host.ops.lock().await;
             let enabled: Vec<String> = lock(&host.state)
                 .instances
                 .values()
                 .filter(|i| i.record.enabled)
                 .map(|i| i.record.id.clone())
                 .collect();
+            // The lock is taken per instance, so that the API is not held up for the whole
+            // start-up (the first start may prepare the Python environment).
             for id in enabled {
+                let _ops = host.ops.lock().await;
                 let _ = host.start_instance(&id, true).await;
             }
         });
@@ -290,14 +296,14 @@ impl PluginHost {
         state
             .plugins
             .values()
-            .map(|p| plugin_view(&state, p))
+            .map(|p| self.plugin_view(&state, p))
             .collect()
     }
 
     pub fn plugin(&self, id: &str) -> Result<PluginView> {
         let state = lock(&self.state);
         let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
-        Ok(plugin_view(&state, plugin))
+        Ok(self.plugin_view(&state, plugin))
     }
 
     pub fn instances(&self) -> Vec<InstanceView> {
@@ -324,6 +330,10 @@ impl PluginHost {
             .filter(|i| i.record.primary_user == client_id)
             .map(|i| self.instance_view(&state, i))
             .collect()
+    }
+
+    fn plugin_view(&self, state: &State, plugin: &Plugin) -> PluginView {
+        plugin_view(state, plugin, self.config.api_features.instance_database)
     }
 
     fn instance_view(&self, state: &State, instance: &Instance) -> InstanceView {
@@ -379,7 +389,7 @@ impl PluginHost {
                 let id = file.meta.id.to_string();
                 let mut state = lock(&self.state);
                 state.plugins.insert(id.clone(), Plugin { file, code });
-                let view = plugin_view(&state, &state.plugins[&id]);
+                let view = self.plugin_view(&state, &state.plugins[&id]);
                 Ok((true, view))
             }
             Some(old) => {
@@ -547,16 +557,23 @@ impl PluginHost {
 
     // ----- instances -----
 
-    /// `PUT /instance/{id}` for a new ID.
-    pub async fn create_instance(
+    /// `PUT /instance/{id}`: creates the instance (`true`) or updates it.
+    pub async fn put_instance(
         &self,
         id: &str,
         request: InstanceRequest,
-    ) -> Result<InstanceView> {
+    ) -> Result<(bool, InstanceView)> {
         let _ops = self.ops.lock().await;
         if lock(&self.state).instances.contains_key(id) {
-            return Err(Error::InstanceExists(id.to_owned()));
+            Ok((false, self.update_instance(id, request).await?))
+        } else {
+            Ok((true, self.create_instance(id, request).await?))
         }
+    }
+
+    /// A new instance. Call with `ops` held.
+    async fn create_instance(&self, id: &str, request: InstanceRequest) -> Result<InstanceView> {
+        check_instance_id(id)?;
         let plugin = request
             .plugin
             .filter(|p| !p.is_empty())
@@ -590,14 +607,9 @@ impl PluginHost {
         self.instance(id)
     }
 
-    /// `PUT /instance/{id}` for an existing ID, in maubot's order: primary user, ID, enabled,
-    /// config, started, type.
-    pub async fn update_instance(
-        &self,
-        id: &str,
-        request: InstanceRequest,
-    ) -> Result<InstanceView> {
-        let _ops = self.ops.lock().await;
+    /// An existing instance changed in maubot's order: primary user, ID, enabled, config,
+    /// started, type. Call with `ops` held.
+    async fn update_instance(&self, id: &str, request: InstanceRequest) -> Result<InstanceView> {
         let mut id = id.to_owned();
         let current = self.record(&id)?;
 
@@ -611,7 +623,12 @@ impl PluginHost {
                 let _ = self.start_instance(&id, true).await;
             }
         }
-        if let Some(new_id) = request.id.filter(|n| *n != id && !n.is_empty()) {
+        // maubot lower-cases the new ID too, so that it can be reached from a path.
+        if let Some(new_id) = request
+            .id
+            .map(|n| n.to_lowercase())
+            .filter(|n| *n != id && !n.is_empty())
+        {
             self.rename_instance(&id, &new_id).await?;
             id = new_id;
         }
@@ -620,10 +637,9 @@ impl PluginHost {
             self.change(&id, |r| r.enabled = enabled).await?;
         }
         if let Some(config) = request.config {
-            let changed = self.record(&id)?.config != config;
             self.change(&id, |r| r.config = config.clone()).await?;
-            let running = self.running_code(&id);
-            if let Some(code) = running.filter(|_| changed)
+            // As in maubot, a running plugin hears of every config the API stores.
+            if let Some(code) = self.running_code(&id)
                 && let Err(err) = code.config_updated(&id, &config).await
             {
                 tracing::error!(target: LOG, instance = %id, error = %err, "The plugin failed to apply its new config");
@@ -656,6 +672,7 @@ impl PluginHost {
 
     /// Renames an instance, with its database file (maubot renames only the row).
     async fn rename_instance(&self, id: &str, new_id: &str) -> Result<()> {
+        check_instance_id(new_id)?;
         if lock(&self.state).instances.contains_key(new_id) {
             return Err(Error::InstanceExists(new_id.to_owned()));
         }
@@ -723,6 +740,38 @@ impl PluginHost {
             .plugins
             .get(&instance.record.plugin)
             .map(|p| Arc::clone(&p.code))
+    }
+
+    /// The SQLite file of an instance's database, once the instance opened it in this process
+    /// (maubot's condition for the database routes); `None` before that.
+    pub fn database_file(&self, id: &str) -> Result<Option<PathBuf>> {
+        let state = lock(&self.state);
+        let instance = state.instances.get(id).ok_or(Error::InstanceNotFound)?;
+        Ok(instance.database_opened.then(|| self.database_path(id)))
+    }
+
+    /// maubot's `public_url + plugin_base_path + id + "/"`.
+    fn webapp_url(&self, id: &str) -> String {
+        let server = &self.config.server;
+        format!("{}{}{id}/", server.public_url, server.plugin_base_path)
+    }
+
+    /// An HTTP request for a started instance's web app; `None` when there is no such web app.
+    pub async fn web_request(
+        &self,
+        id: &str,
+        request: WebRequest,
+    ) -> Option<std::result::Result<WebResponse, RuntimeError>> {
+        let code = {
+            let state = lock(&self.state);
+            let instance = state.instances.get(id).filter(|i| i.started)?;
+            let plugin = state
+                .plugins
+                .get(&instance.record.plugin)
+                .filter(|p| p.file.meta.webapp)?;
+            Arc::clone(&plugin.code)
+        };
+        Some(code.web_request(id, request).await)
     }
 
     fn database_path(&self, id: &str) -> PathBuf {
@@ -815,6 +864,7 @@ impl PluginHost {
             homeserver: bot_record.homeserver.clone(),
             config: record.config.clone(),
             database_url: database_url.clone(),
+            webapp_url: meta.webapp.then(|| self.webapp_url(id)),
         };
         match code.start(start).await {
             Ok(started) => {
@@ -864,6 +914,8 @@ impl PluginHost {
             let mut state = lock(&self.state);
             if let Some(instance) = state.instances.get_mut(id) {
                 instance.failure = Some(err.to_string());
+                instance.started = false;
+                instance.stop_pump();
             }
         }
         if disable {
@@ -882,17 +934,41 @@ impl PluginHost {
             instance.started = false;
             instance.stop_pump();
             let plugin = instance.record.plugin.clone();
-            if !was_started {
-                return false;
-            }
-            state.plugins.get(&plugin).map(|p| Arc::clone(&p.code))
+            state
+                .plugins
+                .get(&plugin)
+                .map(|p| (Arc::clone(&p.code), was_started))
         };
-        if let Some(code) = code {
-            code.stop(id).await;
+        let Some((code, was_started)) = code else {
+            return false;
+        };
+        // Also when not started here: after a crash the runtime may be about to start it
+        // again, and must not.
+        code.stop(id).await;
+        if was_started {
+            tracing::info!(target: LOG, instance = %id, "Instance stopped");
         }
-        tracing::info!(target: LOG, instance = %id, "Instance stopped");
-        true
+        was_started
     }
+}
+
+/// Instance IDs name database files: refuse what would leave the directory or confuse a URL.
+/// (maubot does not check.)
+fn check_instance_id(id: &str) -> Result<()> {
+    let bad = id.is_empty()
+        || id == "."
+        || id == ".."
+        || id.len() > 255
+        || id
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_control());
+    if bad {
+        return Err(Error::InvalidInstanceId(format!(
+            "{id:?} cannot be an instance ID: it must not be `.` or `..`, nor contain `/`, `\\`, \
+             `?`, `#`, `%` or control characters"
+        )));
+    }
+    Ok(())
 }
 
 async fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
@@ -903,7 +979,7 @@ async fn write(path: &Path, bytes: Vec<u8>) -> Result<()> {
         .map_err(|e| Error::Io(format!("cannot write the plugin file: {e}")))
 }
 
-fn plugin_view(state: &State, plugin: &Plugin) -> PluginView {
+fn plugin_view(state: &State, plugin: &Plugin, database_feature: bool) -> PluginView {
     PluginView {
         id: plugin.file.meta.id.to_string(),
         version: plugin.file.meta.version.normalized(),
@@ -911,7 +987,7 @@ fn plugin_view(state: &State, plugin: &Plugin) -> PluginView {
             .instances
             .values()
             .filter(|i| i.record.plugin == plugin.file.meta.id.as_str())
-            .map(|i| instance_view(state, i, true))
+            .map(|i| instance_view(state, i, database_feature))
             .collect(),
         path: plugin.file.path.clone(),
     }
@@ -1080,18 +1156,26 @@ impl RuntimeHost for Callbacks {
             let found = {
                 let state = lock(&host.state);
                 state.instances.get(&id).and_then(|i| {
-                    state
-                        .plugins
-                        .get(&i.record.plugin)
-                        .map(|p| (i.record.primary_user.clone(), Arc::clone(&p.code)))
+                    state.plugins.get(&i.record.plugin).map(|p| {
+                        (
+                            i.record.enabled,
+                            i.record.primary_user.clone(),
+                            Arc::clone(&p.code),
+                        )
+                    })
                 })
             };
-            let Some((user, code)) = found else {
+            let Some((enabled, user, code)) = found else {
                 return;
             };
-            if let Some(bot) = host.clients.get(&user).await {
-                host.mark_started(&id, started, false, bot, code);
-                tracing::info!(target: LOG, instance = %id, "Instance running again");
+            let bot = host.clients.get(&user).await;
+            match bot.filter(|_| enabled) {
+                Some(bot) => {
+                    host.mark_started(&id, started, false, bot, code);
+                    tracing::info!(target: LOG, instance = %id, "Instance running again");
+                }
+                // Disabled (or its client deleted) during the restart: it must not run.
+                None => code.stop(&id).await,
             }
         });
     }
@@ -1104,5 +1188,20 @@ impl RuntimeHost for Callbacks {
         tokio::spawn(async move {
             host.start_failed(&id, &error, true).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_must_work_as_file_names() {
+        for good in ["echo", "echo.bot-2", "über"] {
+            assert!(check_instance_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "a\\b", "a?b", "a#b", "a%2Fb", "a\nb"] {
+            assert!(check_instance_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

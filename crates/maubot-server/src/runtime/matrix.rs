@@ -77,11 +77,22 @@ enum Route {
 }
 
 fn route(method: &str, path: &str) -> Route {
+    // The path goes to the homeserver as it is: anything that could make it mean another
+    // endpoint there than here (a query or fragment inside it, dot segments) is refused.
+    if path.contains(['?', '#']) {
+        return Route::Refused;
+    }
     let segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
+    if segments
+        .iter()
+        .any(|s| s == "." || s == ".." || s.contains('/'))
+    {
+        return Route::Refused;
+    }
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let api = match segments.as_slice() {
         ["_matrix", "client", version, rest @ ..]
@@ -299,6 +310,19 @@ mod tests {
             route("GET", "/_matrix/client/v3/account/whoami"),
             Route::Forward
         );
+    }
+
+    #[test]
+    fn refuses_paths_that_could_mean_another_endpoint_upstream() {
+        for path in [
+            "/_matrix/client/v3/sync?since=x",
+            "/_matrix/client/v3/rooms/../logout/all",
+            "/_matrix/client/v3/rooms/%2e%2e/logout",
+            "/_matrix/client/v3/rooms/%2F..%2Flogout",
+            "/_matrix/client/v3/profile/x#/../../logout",
+        ] {
+            assert_eq!(route("GET", path), Route::Refused, "{path}");
+        }
     }
 
     #[test]

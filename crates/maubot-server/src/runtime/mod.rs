@@ -36,6 +36,29 @@ pub struct InstanceStart {
     pub config: String,
     /// `sqlite:<absolute path>` when the plugin asked for a database.
     pub database_url: Option<String>,
+    /// Where the instance's web app is served, for plugins with `webapp: true`.
+    pub webapp_url: Option<String>,
+}
+
+/// An HTTP request for an instance's web app, with the path below the instance's prefix.
+#[derive(Debug, Clone)]
+pub struct WebRequest {
+    pub method: String,
+    /// Starts with `/`, percent-encoded as received.
+    pub path: String,
+    pub query_string: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The client's address, for `request.remote`.
+    pub remote: Option<String>,
+}
+
+/// The web app's answer.
+#[derive(Debug, Clone)]
+pub struct WebResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// What a started instance reports back.
@@ -97,6 +120,13 @@ pub trait LoadedPlugin: Send + Sync + std::fmt::Debug {
     /// instance. Returns at once; the runtime tracks and logs the outcome, so that a slow
     /// handler never holds up the bot.
     fn deliver(&self, instance_id: &str, event: Arc<serde_json::Value>);
+
+    /// Answers an HTTP request with a started instance's web app.
+    async fn web_request(
+        &self,
+        instance_id: &str,
+        request: WebRequest,
+    ) -> Result<WebResponse, RuntimeError>;
 
     /// Tells a started instance that its config was changed through the API.
     async fn config_updated(&self, instance_id: &str, config: &str) -> Result<(), RuntimeError>;

@@ -398,6 +398,17 @@ async fn plugin_and_instance_routes_refuse_bad_input(server: &TestServer) {
     )
     .await;
     assert_error(&answer, StatusCode::NOT_FOUND, "primary_user_not_found");
+    // IDs that would not work as database file names (maubot does not check).
+    for id in ["bad%2Fid", "with%23hash", "back%5Cslash"] {
+        let answer = put_instance(
+            server,
+            &token,
+            id,
+            json!({ "type": ECHO, "primary_user": "@a:b" }),
+        )
+        .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request_body");
+    }
     assert_eq!(server.get("/instances", Some(&token)).await.1, json!([]));
 }
 
@@ -843,6 +854,24 @@ async fn failing_plugins_are_reported_and_isolated() {
     .await;
     room.expect_reply(&bot, "!alive", "alive").await;
 
+    // A worker that crashes: reported with its exit status, restarted.
+    room.say("!crash").await;
+    wait_for_instance(&server, &token, "blocker1", "a crash", |i| {
+        i["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("exit status: 3"))
+    })
+    .await;
+    wait_for_instance(
+        &server,
+        &token,
+        "blocker1",
+        "a restart after the crash",
+        |i| i["started"] == true && i["failure"].is_null(),
+    )
+    .await;
+    room.expect_reply(&bot, "!alive", "alive").await;
+
     // Blocking in start(): the start times out, the instance is disabled with the reason.
     let (status, hung) = put_instance(
         &server,
@@ -1045,5 +1074,213 @@ async fn python_plugin_log_lines_reach_the_log_websocket() {
     assert_eq!(record["name"], "maubot.instance.logecho", "{record}");
     assert_eq!(record["levelname"], "INFO", "{record}");
     assert_eq!(record["msg"], format!("ping from {}", room.tester.user_id));
+    server.stop().await;
+}
+
+/// A plugin with `webapp: true`: its routes answer under `/_matrix/maubot/plugin/<instance>/`,
+/// without the management token, and can act as the bot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_web_apps_answer_http() {
+    let (server, synapse) = python_server("python_webapp").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "webhook").await;
+    create_instance(&server, &token, "hook1", "xyz.maubot-rs.test.webhook", &bot).await;
+    let web = |path: &str| format!("http://{}/_matrix/maubot/plugin/{path}", server.addr());
+
+    let hello = server
+        .http
+        .get(web("hook1/hello?name=bob"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(hello.status(), StatusCode::OK);
+    assert_eq!(hello.text().await.expect("body"), "hello bob");
+
+    let notified = server
+        .http
+        .post(web("hook1/notify"))
+        .json(&json!({ "room_id": room.id, "text": "deploy finished" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(notified.status(), StatusCode::OK);
+    let answer: Value = notified.json().await.expect("JSON");
+    let event_id = answer["event_id"].as_str().expect("event_id").to_owned();
+    room.message_from(&bot, "the webhook's notice", |e| {
+        e["event_id"] == event_id.as_str() && e["content"]["body"] == "deploy finished"
+    })
+    .await;
+
+    room.expect_reply(&bot, "!url", "/_matrix/maubot/plugin/hook1/")
+        .await;
+
+    // No such route in the plugin, no such web app, no trailing slash: 404.
+    for path in ["hook1/nothing-here", "nohook/hello", "hook1"] {
+        let status = server
+            .http
+            .get(web(path))
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, stopped) = put_instance(&server, &token, "hook1", json!({ "started": false })).await;
+    assert_eq!(stopped["started"], false);
+    let status = server
+        .http
+        .get(web("hook1/hello"))
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+/// A plugin's `dependencies` are installed by the server (maubot leaves that to the operator);
+/// one that cannot be installed is reported on the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_dependencies_install_themselves() {
+    let (server, synapse) = python_server("python_deps").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "deps").await;
+    let instance = create_instance(&server, &token, "deps1", "xyz.maubot-rs.test.deps", &bot).await;
+    assert_eq!(instance["started"], true, "{instance}");
+    room.expect_reply(&bot, "!when 5 March 2024", "2024-03-05")
+        .await;
+
+    let impossible = zip_of(&[
+        (
+            "maubot.yaml",
+            b"id: test.nodeps\nversion: 1.0.0\nmodules: [nodeps]\nmain_class: NoDeps\n\
+              dependencies: [maubot-rs-no-such-package-anywhere==1.0]\n",
+        ),
+        (
+            "nodeps.py",
+            b"from maubot import Plugin\n\nclass NoDeps(Plugin):\n    pass\n",
+        ),
+    ]);
+    let (status, _) = upload(&server, &token, impossible, "").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let failed = create_instance(&server, &token, "nodeps1", "test.nodeps", &bot).await;
+    assert_eq!(failed["started"], false, "{failed}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("maubot-rs-no-such-package-anywhere")),
+        "{failed}"
+    );
+    server.stop().await;
+}
+
+/// An instance database: created with the plugin's upgrade table, kept across restarts of the
+/// instance, browsed and changed through the database routes, moved to the trash when the
+/// instance is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_plugin_databases_persist_can_be_browsed_and_go_with_the_instance() {
+    let (server, synapse) = python_server("python_db").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    upload_plugin(&server, &token, "storage").await;
+    let instance = create_instance(
+        &server,
+        &token,
+        "notes1",
+        "xyz.maubot-rs.test.storage",
+        &bot,
+    )
+    .await;
+    assert_eq!(instance["started"], true, "{instance}");
+    assert_eq!(instance["database"], true, "{instance}");
+    assert_eq!(instance["database_interface"], "asyncpg", "{instance}");
+    assert_eq!(instance["database_engine"], "sqlite", "{instance}");
+    let db = server.dir().join("dbs").join("notes1.db");
+    assert!(db.exists(), "no {}", db.display());
+
+    room.expect_reply(&bot, "!remember buy milk", "noted").await;
+    let (_, stopped) = put_instance(&server, &token, "notes1", json!({ "started": false })).await;
+    assert_eq!(stopped["started"], false);
+    let (_, started) = put_instance(&server, &token, "notes1", json!({ "started": true })).await;
+    assert_eq!(started["started"], true);
+    room.expect_reply(&bot, "!recall", "latest: buy milk").await;
+
+    // The database browser of the web UI.
+    let (status, tables) = server.get("/instance/notes1/database", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{tables}");
+    let note = &tables["note"]["columns"];
+    assert_eq!(note["id"]["primary"], true, "{tables}");
+    assert_eq!(note["text"]["type"], "TEXT", "{tables}");
+    assert_eq!(note["text"]["nullable"], false, "{tables}");
+    assert!(
+        tables.get("version").is_some(),
+        "the upgrade table's version table: {tables}"
+    );
+    let (status, rows) = server
+        .get(
+            "/instance/notes1/database/note?order=id:desc&order=nonsense",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(rows["rows"], json!([[1, "buy milk"]]), "{rows}");
+    assert_eq!(rows["columns"], json!(["id", "text"]), "{rows}");
+    let query =
+        |body: Value| server.post_json("/instance/notes1/database/query", Some(&token), body);
+    let (status, rows) =
+        query(json!({ "query": "SELECT text FROM note", "rows_as_dict": true })).await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(rows["rows"], json!([{ "text": "buy milk" }]), "{rows}");
+    let (status, done) =
+        query(json!({ "query": "INSERT INTO note (text) VALUES ('from the UI')" })).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["rowcount"], 1, "{done}");
+    room.expect_reply(&bot, "!recall", "latest: from the UI")
+        .await;
+    let bad = query(json!({ "query": "SELEC nonsense" })).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "sql_error");
+    assert_eq!(bad.1["ok"], false);
+    assert_eq!(bad.1["query"], "SELEC nonsense");
+    assert_error(
+        &query(json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "query_missing",
+    );
+    let missing = server
+        .get("/instance/notes1/database/nope", Some(&token))
+        .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "table_not_found");
+    let unknown = server.get("/instance/nope/database", Some(&token)).await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "instance_not_found");
+    let (status, _) = put_instance(
+        &server,
+        &token,
+        "notes2",
+        json!({ "type": "xyz.maubot-rs.test.storage", "primary_user": bot, "enabled": false }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let unopened = server.get("/instance/notes2/database", Some(&token)).await;
+    assert_error(&unopened, StatusCode::NOT_FOUND, "plugin_has_no_database");
+
+    let (status, _) = server
+        .send(
+            server.http.delete(server.api("/instance/notes1")),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!db.exists(), "the database stayed");
+    assert!(
+        files_in(&server.dir().join("trash"))
+            .iter()
+            .any(|n| n.ends_with("-deleted-notes1.db")),
+        "the database was not trashed"
+    );
     server.stop().await;
 }

@@ -21,12 +21,115 @@ const LOG: &str = "maubot.host";
 const SOURCES_DIR: &str = "maubot-rs-python";
 /// What the venv was built from; a different stamp rebuilds it.
 const STAMP_FILE: &str = "maubot-rs-stamp";
+/// Marks a complete installation of a plugin's dependencies.
+const INSTALLED: &str = ".installed";
 
 /// A ready environment.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub python: PathBuf,
-    pub pythonpath: PathBuf,
+    /// The workers' `PYTHONPATH`: the host's packages first, then a plugin's dependencies.
+    pub pythonpath: Vec<PathBuf>,
+    venv: PathBuf,
+}
+
+impl Prepared {
+    /// The environment for a plugin that lists `dependencies` (pip requirements) in its
+    /// `maubot.yaml`: they are installed once per distinct list into a directory of their own,
+    /// with the host's pinned packages as constraints (so a plugin cannot swap mautrix or
+    /// aiohttp from under the host), and that directory goes on the plugin's path after the
+    /// host's packages.
+    pub async fn with_dependencies(
+        &self,
+        plugin_id: &str,
+        dependencies: &[String],
+    ) -> Result<Prepared, RuntimeError> {
+        if dependencies.is_empty() {
+            return Ok(self.clone());
+        }
+        if let Some(option) = dependencies
+            .iter()
+            .find(|d| d.trim_start().starts_with('-'))
+        {
+            return Err(RuntimeError::Plugin {
+                message: format!(
+                    "Dependency {option:?} of the plugin is a pip option, not a requirement"
+                ),
+                detail: None,
+            });
+        }
+        let mut hash = Sha256::new();
+        for dependency in dependencies {
+            hash.update(dependency.as_bytes());
+            hash.update([0]);
+        }
+        hash.update(sources::REQUIREMENTS.as_bytes());
+        let key = hex(&hash.finalize())[..16].to_owned();
+        let all = self.venv.join("plugin-deps");
+        let dir = all.join(&key);
+        if !dir.join(INSTALLED).exists() {
+            let unavailable =
+                |e: std::io::Error| RuntimeError::Unavailable(format!("{}: {e}", all.display()));
+            tokio::fs::create_dir_all(&all).await.map_err(unavailable)?;
+            let lock_path = all.join(format!("{key}.lock"));
+            let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                let file = std::fs::File::create(&lock_path)?;
+                file.lock()?;
+                Ok(file)
+            })
+            .await
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
+            .map_err(unavailable)?;
+            if !dir.join(INSTALLED).exists() {
+                self.install(plugin_id, dependencies, &dir).await?;
+            }
+            drop(lock);
+        }
+        let mut prepared = self.clone();
+        prepared.pythonpath.push(dir);
+        Ok(prepared)
+    }
+
+    async fn install(
+        &self,
+        plugin_id: &str,
+        dependencies: &[String],
+        dir: &Path,
+    ) -> Result<(), RuntimeError> {
+        tracing::info!(
+            target: LOG, plugin = %plugin_id, dependencies = %dependencies.join(", "),
+            "Installing the plugin's Python dependencies from PyPI"
+        );
+        let partial = dir.with_extension("partial");
+        let _ = tokio::fs::remove_dir_all(&partial).await;
+        run(Command::new(&self.python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+            ])
+            .arg("--target")
+            .arg(&partial)
+            .arg("--constraint")
+            .arg(self.venv.join("requirements.txt"))
+            .args(dependencies))
+        .await
+        .map_err(|e| {
+            RuntimeError::Unavailable(format!(
+                "cannot install the plugin's dependencies ({}): {e}",
+                dependencies.join(", ")
+            ))
+        })?;
+        let io = |e: std::io::Error| RuntimeError::Unavailable(format!("{}: {e}", dir.display()));
+        tokio::fs::rename(&partial, dir).await.map_err(io)?;
+        tokio::fs::write(dir.join(INSTALLED), "")
+            .await
+            .map_err(io)?;
+        Ok(())
+    }
 }
 
 /// The environment, prepared at most once per process (and again after a failure).
@@ -111,7 +214,11 @@ async fn prepare(settings: &PythonHost) -> Result<Prepared, RuntimeError> {
         .await
         .map_err(|e| io("cannot write the plugin host into", e))?;
     drop(lock);
-    Ok(Prepared { python, pythonpath })
+    Ok(Prepared {
+        python,
+        pythonpath: vec![pythonpath],
+        venv,
+    })
 }
 
 async fn create_venv(

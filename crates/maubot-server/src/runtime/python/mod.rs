@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use maubot_types::config::PythonHost;
 use serde_json::{Value, json};
 
@@ -20,7 +21,7 @@ use self::env::Environment;
 use self::worker::{Inbound, Worker};
 use super::{
     InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
-    RuntimeHost, Started,
+    RuntimeHost, Started, WebRequest, WebResponse,
 };
 use crate::sync::lock;
 
@@ -67,6 +68,7 @@ impl PluginRuntime for PythonRuntime {
             ops: tokio::sync::Mutex::new(Backoff::default()),
             worker: Mutex::new(None),
             running: Mutex::new(BTreeMap::new()),
+            restarting: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -87,8 +89,10 @@ struct PythonPlugin {
     /// Serialises starting, stopping and restarting.
     ops: tokio::sync::Mutex<Backoff>,
     worker: Mutex<Option<Arc<Worker>>>,
-    /// Instances that should be running, with what they were started with.
+    /// Instances running in the current worker, with what they were started with.
     running: Mutex<BTreeMap<String, InstanceStart>>,
+    /// Instances of a worker that died, waiting to be started in the next one.
+    restarting: Mutex<BTreeMap<String, InstanceStart>>,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -100,6 +104,11 @@ impl PythonPlugin {
         self.code.meta.id.as_str()
     }
 
+    /// No instance runs or waits to run again: the worker can go.
+    fn idle(&self) -> bool {
+        lock(&self.running).is_empty() && lock(&self.restarting).is_empty()
+    }
+
     fn current_worker(&self) -> Option<Arc<Worker>> {
         lock(&self.worker).clone().filter(|w| !w.is_dead())
     }
@@ -109,7 +118,12 @@ impl PythonPlugin {
         if let Some(worker) = self.current_worker() {
             return Ok(worker);
         }
-        let prepared = self.env.ensure().await?;
+        let prepared = self
+            .env
+            .ensure()
+            .await?
+            .with_dependencies(self.id(), &self.code.meta.dependencies)
+            .await?;
         let inbound: Arc<dyn Inbound> = Arc::new(Callbacks {
             plugin: self.this.clone(),
         });
@@ -171,14 +185,18 @@ impl PythonPlugin {
                 *current = None;
             }
         }
-        let failed: Vec<String> = lock(&self.running).keys().cloned().collect();
-        if failed.is_empty() || reason.is_empty() {
+        if reason.is_empty() {
+            return;
+        }
+        let failed = std::mem::take(&mut *lock(&self.running));
+        if failed.is_empty() {
             return;
         }
         let reason = format!("The plugin's Python worker failed: {reason}");
-        for id in &failed {
+        for id in failed.keys() {
             self.host.instance_failed(id, reason.clone());
         }
+        lock(&self.restarting).extend(failed);
         let mut delay = {
             let mut ops = self.ops.lock().await;
             let delay = match ops.next {
@@ -195,14 +213,11 @@ impl PythonPlugin {
             );
             tokio::time::sleep(delay).await;
             let _ops = self.ops.lock().await;
-            if self.current_worker().is_some() {
-                // Something else (a new start) brought it back.
+            // What is still wanted: stops and new starts through the API took theirs out.
+            if lock(&self.restarting).is_empty() {
                 return;
             }
-            let wanted: Vec<InstanceStart> = lock(&self.running).values().cloned().collect();
-            if wanted.is_empty() {
-                return;
-            }
+            // The current worker if a start through the API brought one up meanwhile.
             let worker = match self.worker().await {
                 Ok(worker) => worker,
                 Err(err) => {
@@ -211,14 +226,11 @@ impl PythonPlugin {
                     continue;
                 }
             };
-            for instance in wanted {
-                let id = instance.instance_id.clone();
+            let wanted = std::mem::take(&mut *lock(&self.restarting));
+            for (id, instance) in wanted {
                 match self.start_in(&worker, instance).await {
                     Ok(started) => self.host.instance_recovered(&id, started),
-                    Err(err) => {
-                        lock(&self.running).remove(&id);
-                        self.host.instance_gave_up(&id, err);
-                    }
+                    Err(err) => self.host.instance_gave_up(&id, err),
                 }
             }
             return;
@@ -239,7 +251,7 @@ impl PythonPlugin {
             },
             "config": instance.config,
             "database": instance.database_url.as_ref().map(|url| json!({ "url": url })),
-            "webapp_url": null,
+            "webapp_url": instance.webapp_url,
         });
         let what = format!("Starting instance {}", instance.instance_id);
         let result = worker
@@ -268,7 +280,7 @@ impl LoadedPlugin for PythonPlugin {
     async fn load(&self) -> Result<(), RuntimeError> {
         let _ops = self.ops.lock().await;
         let worker = self.worker().await?;
-        if lock(&self.running).is_empty() {
+        if self.idle() {
             worker.shut_down().await;
             *lock(&self.worker) = None;
         }
@@ -277,9 +289,18 @@ impl LoadedPlugin for PythonPlugin {
 
     async fn start(&self, instance: InstanceStart) -> Result<Started, RuntimeError> {
         let _ops = self.ops.lock().await;
+        lock(&self.restarting).remove(&instance.instance_id);
         let worker = self.worker().await?;
+        if lock(&self.running).remove(&instance.instance_id).is_some() {
+            // Started again: stopped first, so that the plugin starts afresh.
+            let params = json!({ "instance_id": instance.instance_id });
+            let what = format!("Stopping instance {}", instance.instance_id);
+            let _ = worker
+                .request_within("stop", params, seconds(self.settings.start_timeout), &what)
+                .await;
+        }
         let result = self.start_in(&worker, instance).await;
-        if result.is_err() && lock(&self.running).is_empty() {
+        if result.is_err() && self.idle() {
             worker.shut_down().await;
             *lock(&self.worker) = None;
         }
@@ -288,6 +309,7 @@ impl LoadedPlugin for PythonPlugin {
 
     async fn stop(&self, instance_id: &str) {
         let _ops = self.ops.lock().await;
+        lock(&self.restarting).remove(instance_id);
         let was_running = lock(&self.running).remove(instance_id).is_some();
         let Some(worker) = self.current_worker() else {
             return;
@@ -302,7 +324,7 @@ impl LoadedPlugin for PythonPlugin {
                 tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
             }
         }
-        if lock(&self.running).is_empty() {
+        if self.idle() {
             worker.shut_down().await;
             *lock(&self.worker) = None;
         }
@@ -330,7 +352,51 @@ impl LoadedPlugin for PythonPlugin {
         });
     }
 
+    async fn web_request(
+        &self,
+        instance_id: &str,
+        request: WebRequest,
+    ) -> Result<WebResponse, RuntimeError> {
+        let worker = self
+            .current_worker()
+            .filter(|_| lock(&self.running).contains_key(instance_id))
+            .ok_or_else(|| RuntimeError::Unavailable("the instance is not running".into()))?;
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let params = json!({
+            "instance_id": instance_id,
+            "method": request.method,
+            "path": request.path,
+            "query_string": request.query_string,
+            "headers": request.headers,
+            "body_base64": base64.encode(&request.body),
+            "remote": request.remote,
+        });
+        // No kill on a slow handler: the liveness checks catch a blocked worker.
+        let answer = tokio::time::timeout(
+            seconds(self.settings.start_timeout),
+            worker.request("web_request", params),
+        )
+        .await
+        .map_err(|_| RuntimeError::Timeout("the web app did not answer in time".into()))??;
+        let headers = serde_json::from_value(answer["headers"].clone()).unwrap_or_default();
+        let body = answer["body_base64"]
+            .as_str()
+            .and_then(|b| base64.decode(b).ok())
+            .unwrap_or_default();
+        Ok(WebResponse {
+            status: answer["status"]
+                .as_u64()
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(500),
+            headers,
+            body,
+        })
+    }
+
     async fn config_updated(&self, instance_id: &str, config: &str) -> Result<(), RuntimeError> {
+        if let Some(instance) = lock(&self.restarting).get_mut(instance_id) {
+            instance.config = config.to_owned();
+        }
         if let Some(instance) = lock(&self.running).get_mut(instance_id) {
             instance.config = config.to_owned();
         } else {
@@ -355,6 +421,7 @@ impl LoadedPlugin for PythonPlugin {
     async fn unload(&self) {
         let _ops = self.ops.lock().await;
         lock(&self.running).clear();
+        lock(&self.restarting).clear();
         let worker = lock(&self.worker).take();
         if let Some(worker) = worker {
             worker.shut_down().await;

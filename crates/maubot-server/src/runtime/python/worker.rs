@@ -60,9 +60,18 @@ impl Worker {
             .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
         let socket = tokio::net::UnixStream::from_std(ours)
             .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
-        let mut child = Command::new(&env.python)
+        let pythonpath = std::env::join_paths(&env.pythonpath)
+            .map_err(|e| RuntimeError::Unavailable(format!("invalid PYTHONPATH: {e}")))?;
+        let mut command = Command::new(&env.python);
+        // The server's own settings (its secrets among them) are not the plugin's business.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("MAUBOT_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
             .args(["-m", "maubot_host"])
-            .env("PYTHONPATH", &env.pythonpath)
+            .env("PYTHONPATH", pythonpath)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("MAUBOT_HOST_PROTOCOL", PROTOCOL_VERSION.to_string())
@@ -237,6 +246,16 @@ impl Worker {
             self.kill("it did not exit when asked");
         }
         tracing::debug!(target: LOG, plugin = %self.plugin_id, "Python worker stopped");
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A worker nobody holds any more must not outlive its handle (e.g. a start cancelled
+        // half-way). After a shutdown this finds the process gone and does nothing.
+        let _ = self
+            .kill
+            .send("the server no longer uses this worker".to_owned());
     }
 }
 

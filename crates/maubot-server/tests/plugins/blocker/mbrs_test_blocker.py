@@ -1,9 +1,11 @@
 """Test plugin that can block its worker's event loop, to test the server's timeouts.
 
 `!hang`, or `hang_in_start: true` in the config, blocks the event loop forever (the thread
-sleeps, so the worker stops answering anything, pings included). `!alive` answers "alive".
+sleeps, so the worker stops answering anything, pings included). `!crash` ends the worker
+process at once (exit status 3). `!alive` answers "alive".
 """
 
+import os
 import time
 from typing import Type
 
@@ -37,6 +39,10 @@ class BlockerBot(Plugin):
     @command.new("hang", help="Block the event loop forever")
     async def hang(self, evt: MessageEvent) -> None:
         block_forever()
+
+    @command.new("crash", help="End the worker process")
+    async def crash(self, evt: MessageEvent) -> None:
+        os._exit(3)
 
     @command.new("alive", help="Answer alive")
     async def alive(self, evt: MessageEvent) -> None:

@@ -1,0 +1,117 @@
+//! `/instance/{id}/database*`: an instance's database for the web UI's browser (feature
+//! `instance_database`). maubot answers "no database" and "no such table" with HTTP 200 and an
+//! errcode; no client depends on that status (maubot's UI treats the body as an error either
+//! way), so maubot-rs answers 404.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use crate::plugins::database;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/instance/{id}/database", get(tables))
+        .route("/instance/{id}/database/query", post(query))
+        .route("/instance/{id}/database/{table}", get(table))
+}
+
+fn database_file(state: &AppState, id: &str) -> ApiResult<std::path::PathBuf> {
+    state
+        .plugins
+        .database_file(&id.to_lowercase())?
+        .ok_or(ApiError::PluginHasNoDatabase)
+}
+
+/// `GET /_matrix/maubot/v1/instance/{id}/database`: tables and their columns.
+async fn tables(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let path = database_file(&state, &id)?;
+    database::tables(&path)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
+}
+
+/// `GET /_matrix/maubot/v1/instance/{id}/database/{table}?order=col[:asc|:desc]&limit=100`:
+/// the table's rows (maubot implements this only for legacy SQLAlchemy databases).
+async fn table(
+    State(state): State<AppState>,
+    Path((id, table)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let path = database_file(&state, &id)?;
+    let columns = database::columns(&path, &table)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+        .ok_or(ApiError::TableNotFound)?;
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
+    let mut order = Vec::new();
+    let mut limit = 100u64;
+    for (key, value) in params {
+        match key.as_str() {
+            "order" => {
+                let (column, direction) = value.split_once(':').unwrap_or((&value, "asc"));
+                // Unknown columns are ignored, as in maubot; known ones are quoted.
+                if columns.iter().any(|c| c == column) {
+                    let direction = if direction.eq_ignore_ascii_case("desc") {
+                        "DESC"
+                    } else {
+                        "ASC"
+                    };
+                    order.push(format!("{} {direction}", quote(column)));
+                }
+            }
+            "limit" => limit = value.parse().unwrap_or(limit),
+            _ => {}
+        }
+    }
+    let mut sql = format!("SELECT * FROM {}", quote(&table));
+    if !order.is_empty() {
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&order.join(", "));
+    }
+    sql.push_str(&format!(" LIMIT {limit}"));
+    run(&path, &sql, false).await
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryRequest {
+    query: Option<String>,
+    #[serde(default)]
+    rows_as_dict: bool,
+}
+
+/// `POST /_matrix/maubot/v1/instance/{id}/database/query`
+async fn query(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<QueryRequest>,
+) -> ApiResult<Json<Value>> {
+    let path = database_file(&state, &id)?;
+    let sql = request
+        .query
+        .filter(|q| !q.is_empty())
+        .ok_or(ApiError::QueryMissing)?;
+    run(&path, &sql, request.rows_as_dict).await
+}
+
+async fn run(path: &std::path::Path, sql: &str, rows_as_dict: bool) -> ApiResult<Json<Value>> {
+    database::query(path, sql, rows_as_dict)
+        .await
+        .map(Json)
+        .map_err(|err| ApiError::SqlError {
+            query: sql.to_owned(),
+            error: err.to_string(),
+        })
+}
+
+/// An SQL identifier in double quotes.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
