@@ -666,30 +666,29 @@ async fn sync_recovers_when_the_homeserver_returns() {
     drop(synapse);
 }
 
-/// Encrypted rooms: the bot decrypts what a user sends, and what it sends is encrypted; its keys
-/// survive a restart of the server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_rooms_work_both_ways_and_across_restarts() {
+/// A tester (a real matrix-sdk client with its own keys) in a new encrypted room with the bot.
+pub(crate) struct EncryptedRoom {
+    pub tester: matrix_sdk::Client,
+    pub room: matrix_sdk::Room,
+    /// Short syncs for polling.
+    pub quick: matrix_sdk::config::SyncSettings,
+    /// The messages the tester receives: sender, body, and whether it came encrypted.
+    pub received: tokio::sync::mpsc::UnboundedReceiver<(String, String, bool)>,
+}
+
+/// Registers a tester, creates an encrypted room inviting the bot and waits until it joined.
+pub(crate) async fn encrypted_room_with(synapse: &Synapse, bot_id: &str) -> EncryptedRoom {
     use matrix_sdk::config::SyncSettings;
+    use matrix_sdk::deserialized_responses::EncryptionInfo;
     use matrix_sdk::ruma::api::client::room::create_room::v3::{
         Request as CreateRoomRequest, RoomPreset,
     };
+    use matrix_sdk::ruma::events::InitialStateEvent;
     use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
-    use matrix_sdk::ruma::events::room::message::{
-        OriginalSyncRoomMessageEvent, RoomMessageEventContent,
-    };
-    use matrix_sdk::ruma::events::{
-        AnySyncMessageLikeEvent, AnySyncTimelineEvent, InitialStateEvent,
-    };
+    use matrix_sdk::ruma::events::room::member::MembershipState;
+    use matrix_sdk::ruma::events::room::message::OriginalSyncRoomMessageEvent;
     use matrix_sdk::ruma::{OwnedUserId, assign};
 
-    let (server, synapse) = server_with_synapse(Backend::Sqlite, "e2ee")
-        .await
-        .expect("sqlite");
-    let token = server.root_token().await;
-    let (bot_id, _) = syncing_bot(&server, &token).await;
-
-    // The tester: a real matrix-sdk client with its own keys.
     let tester_name = unique("tester");
     synapse
         .register(&tester_name, "tester-password", false)
@@ -708,13 +707,19 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts() {
         .expect("login");
     let quick = SyncSettings::default().timeout(Duration::from_millis(500));
     tester.sync_once(quick.clone()).await.expect("sync");
-    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tester.add_event_handler(move |event: OriginalSyncRoomMessageEvent| {
-        let received_tx = received_tx.clone();
-        async move {
-            let _ = received_tx.send(event.content.body().to_owned());
-        }
-    });
+    let (received_tx, received) = tokio::sync::mpsc::unbounded_channel();
+    tester.add_event_handler(
+        move |event: OriginalSyncRoomMessageEvent, encryption: Option<EncryptionInfo>| {
+            let received_tx = received_tx.clone();
+            async move {
+                let _ = received_tx.send((
+                    event.sender.to_string(),
+                    event.content.body().to_owned(),
+                    encryption.is_some(),
+                ));
+            }
+        },
+    );
 
     let bot_user: OwnedUserId = bot_id.parse().expect("user id");
     let request = assign!(CreateRoomRequest::new(), {
@@ -725,18 +730,40 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts() {
         ],
     });
     let room = tester.create_room(request).await.expect("create room");
-    let mut joined = false;
     for _ in 0..120 {
         tester.sync_once(quick.clone()).await.expect("sync");
         let member = room.get_member_no_sync(&bot_user).await.expect("member");
-        if member.is_some_and(|m| {
-            *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
-        }) {
-            joined = true;
-            break;
+        if member.is_some_and(|m| *m.membership() == MembershipState::Join) {
+            return EncryptedRoom {
+                tester,
+                room,
+                quick,
+                received,
+            };
         }
     }
-    assert!(joined, "the bot did not join the encrypted room");
+    panic!("the bot did not join the encrypted room");
+}
+
+/// Encrypted rooms: the bot decrypts what a user sends, and what it sends is encrypted; its keys
+/// survive a restart of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_rooms_work_both_ways_and_across_restarts() {
+    use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+    use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent};
+
+    let (server, synapse) = server_with_synapse(Backend::Sqlite, "e2ee")
+        .await
+        .expect("sqlite");
+    let token = server.root_token().await;
+    let (bot_id, _) = syncing_bot(&server, &token).await;
+
+    let EncryptedRoom {
+        tester,
+        room,
+        quick,
+        mut received,
+    } = encrypted_room_with(synapse, &bot_id).await;
 
     // Sends a text as the tester and waits for the bot's event stream to show it, decrypted.
     async fn user_says(server: &TestServer, bot_id: &str, room: &matrix_sdk::Room, text: &str) {
@@ -801,7 +828,7 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts() {
     let mut got_pong = false;
     for _ in 0..120 {
         tester.sync_once(quick.clone()).await.expect("sync");
-        while let Ok(body) = received.try_recv() {
+        while let Ok((_, body, _)) = received.try_recv() {
             got_pong |= body == "pong";
         }
         if got_pong {

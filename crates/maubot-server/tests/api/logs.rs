@@ -58,7 +58,8 @@ pub(crate) async fn record_where(socket: &mut Socket, check: impl Fn(&Value) -> 
     }
 }
 
-pub(crate) async fn authenticated(server: &TestServer, query: &str) -> Socket {
+/// A socket past authentication, and the `history` frame it got.
+pub(crate) async fn authenticated(server: &TestServer, query: &str) -> (Socket, Value) {
     let token = server.root_token().await;
     let mut socket = connect(server, query).await;
     socket
@@ -71,7 +72,18 @@ pub(crate) async fn authenticated(server: &TestServer, query: &str) -> Socket {
     );
     let history = next_json(&mut socket).await;
     assert!(history["history"].is_array(), "{history}");
-    socket
+    (socket, history)
+}
+
+/// Waits for the server to close the socket; the close code.
+async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,8 +145,7 @@ async fn logs_authenticate_then_stream_records_in_maubots_shape() {
     assert_eq!(record["name"], "maubot.client.@bot:test");
 
     // A later connection gets the records as history; filters apply to it.
-    let mut filtered =
-        authenticated_with_history(&server, &token, "?logger=maubot.client&level=WARNING").await;
+    let mut filtered = authenticated(&server, "?logger=maubot.client&level=WARNING").await;
     let history = filtered.1["history"]
         .as_array()
         .cloned()
@@ -156,32 +167,7 @@ async fn logs_authenticate_then_stream_records_in_maubots_shape() {
 
     // Shutdown closes live sockets with 1012.
     server.stop().await;
-    let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
-            Ok(Some(Ok(Message::Close(frame)))) => break frame,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no close frame: {other:?}"),
-        }
-    };
-    assert_eq!(close.map(|f| f.code), Some(CloseCode::Restart));
-}
-
-async fn authenticated_with_history(
-    server: &TestServer,
-    token: &str,
-    query: &str,
-) -> (Socket, Value) {
-    let mut socket = connect(server, query).await;
-    socket
-        .send(Message::Text(token.into()))
-        .await
-        .expect("send");
-    assert_eq!(
-        next_json(&mut socket).await,
-        json!({ "auth_success": true })
-    );
-    let history = next_json(&mut socket).await;
-    (socket, history)
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Restart));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,14 +177,7 @@ async fn logs_close_unauthenticated_sockets_after_five_seconds() {
         .expect("sqlite");
     let mut socket = connect(&server, "").await;
     let started = std::time::Instant::now();
-    let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
-            Ok(Some(Ok(Message::Close(frame)))) => break frame,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no close frame: {other:?}"),
-        }
-    };
-    assert_eq!(close.map(|f| f.code), Some(CloseCode::from(4000)));
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::from(4000)));
     assert!(
         started.elapsed() >= Duration::from_secs(4),
         "{:?}",

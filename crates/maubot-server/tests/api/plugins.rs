@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::clients::{
-    create_room, joins, matrix_call, server_with_synapse, syncing_bot, unique, wait_for_client,
+    EncryptedRoom, create_room, encrypted_room_with, joins, matrix_call, server_with_synapse,
+    syncing_bot, unique, wait_for_client,
 };
 use crate::support::{Backend, TestServer, assert_error, on_both_databases};
 
@@ -902,17 +903,7 @@ async fn failing_plugins_are_reported_and_isolated() {
 /// encrypted (matrix-sdk in the server encrypts what the plugin sends).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_plugins_answer_in_encrypted_rooms() {
-    use matrix_sdk::config::SyncSettings;
-    use matrix_sdk::deserialized_responses::EncryptionInfo;
-    use matrix_sdk::ruma::api::client::room::create_room::v3::{
-        Request as CreateRoomRequest, RoomPreset,
-    };
-    use matrix_sdk::ruma::events::InitialStateEvent;
-    use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
-    use matrix_sdk::ruma::events::room::message::{
-        OriginalSyncRoomMessageEvent, RoomMessageEventContent,
-    };
-    use matrix_sdk::ruma::{OwnedUserId, assign};
+    use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 
     let (server, synapse) = python_server("python_e2ee").await;
     let token = server.root_token().await;
@@ -920,60 +911,12 @@ async fn python_plugins_answer_in_encrypted_rooms() {
     upload_plugin(&server, &token, "echo").await;
     create_instance(&server, &token, "echo1", ECHO, &bot).await;
 
-    let tester_name = unique("tester");
-    synapse
-        .register(&tester_name, "tester-password", false)
-        .await
-        .expect("tester");
-    let tester = matrix_sdk::Client::builder()
-        .homeserver_url(synapse.base_url())
-        .build()
-        .await
-        .expect("client");
-    tester
-        .matrix_auth()
-        .login_username(&tester_name, "tester-password")
-        .send()
-        .await
-        .expect("login");
-    let quick = SyncSettings::default().timeout(Duration::from_millis(500));
-    tester.sync_once(quick.clone()).await.expect("sync");
-    let (received_tx, mut received) =
-        tokio::sync::mpsc::unbounded_channel::<(String, String, bool)>();
-    tester.add_event_handler(
-        move |event: OriginalSyncRoomMessageEvent, encryption: Option<EncryptionInfo>| {
-            let received_tx = received_tx.clone();
-            async move {
-                let _ = received_tx.send((
-                    event.sender.to_string(),
-                    event.content.body().to_owned(),
-                    encryption.is_some(),
-                ));
-            }
-        },
-    );
-
-    let bot_user: OwnedUserId = bot.parse().expect("user id");
-    let request = assign!(CreateRoomRequest::new(), {
-        invite: vec![bot_user.clone()],
-        preset: Some(RoomPreset::PrivateChat),
-        initial_state: vec![
-            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
-        ],
-    });
-    let room = tester.create_room(request).await.expect("create room");
-    let mut joined = false;
-    for _ in 0..120 {
-        tester.sync_once(quick.clone()).await.expect("sync");
-        let member = room.get_member_no_sync(&bot_user).await.expect("member");
-        if member.is_some_and(|m| {
-            *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
-        }) {
-            joined = true;
-            break;
-        }
-    }
-    assert!(joined, "the bot did not join the encrypted room");
+    let EncryptedRoom {
+        tester,
+        room,
+        quick,
+        mut received,
+    } = encrypted_room_with(synapse, &bot).await;
 
     let sent = room
         .send(RoomMessageEventContent::text_plain("!ping"))
@@ -1063,7 +1006,8 @@ async fn python_plugin_log_lines_reach_the_log_websocket() {
     let room = Room::with_bot(synapse, &bot).await;
     upload_plugin(&server, &token, "echo").await;
     create_instance(&server, &token, "logecho", ECHO, &bot).await;
-    let mut socket = crate::logs::authenticated(&server, "?logger=maubot.instance.logecho").await;
+    let (mut socket, _) =
+        crate::logs::authenticated(&server, "?logger=maubot.instance.logecho").await;
     room.expect_reply(&bot, "!ping", "pong").await;
     let record = crate::logs::record_where(&mut socket, |r| {
         r["msg"]
