@@ -237,6 +237,26 @@ impl PythonPlugin {
         }
     }
 
+    /// Stops an instance in `worker` (the plugin's own `stop()` errors are only logged).
+    async fn stop_in(&self, worker: &Worker, instance_id: &str) {
+        let what = format!("Stopping instance {instance_id}");
+        let params = json!({ "instance_id": instance_id });
+        if let Err(err) = worker
+            .request_within("stop", params, seconds(self.settings.start_timeout), &what)
+            .await
+        {
+            tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
+        }
+    }
+
+    /// Lets the worker go when no instance runs in it or waits for it.
+    async fn release_if_idle(&self, worker: &Worker) {
+        if self.idle() {
+            worker.shut_down().await;
+            *lock(&self.worker) = None;
+        }
+    }
+
     async fn start_in(
         &self,
         worker: &Worker,
@@ -280,10 +300,7 @@ impl LoadedPlugin for PythonPlugin {
     async fn load(&self) -> Result<(), RuntimeError> {
         let _ops = self.ops.lock().await;
         let worker = self.worker().await?;
-        if self.idle() {
-            worker.shut_down().await;
-            *lock(&self.worker) = None;
-        }
+        self.release_if_idle(&worker).await;
         Ok(())
     }
 
@@ -293,16 +310,11 @@ impl LoadedPlugin for PythonPlugin {
         let worker = self.worker().await?;
         if lock(&self.running).remove(&instance.instance_id).is_some() {
             // Started again: stopped first, so that the plugin starts afresh.
-            let params = json!({ "instance_id": instance.instance_id });
-            let what = format!("Stopping instance {}", instance.instance_id);
-            let _ = worker
-                .request_within("stop", params, seconds(self.settings.start_timeout), &what)
-                .await;
+            self.stop_in(&worker, &instance.instance_id).await;
         }
         let result = self.start_in(&worker, instance).await;
-        if result.is_err() && self.idle() {
-            worker.shut_down().await;
-            *lock(&self.worker) = None;
+        if result.is_err() {
+            self.release_if_idle(&worker).await;
         }
         result
     }
@@ -315,19 +327,9 @@ impl LoadedPlugin for PythonPlugin {
             return;
         };
         if was_running {
-            let what = format!("Stopping instance {instance_id}");
-            let params = json!({ "instance_id": instance_id });
-            if let Err(err) = worker
-                .request_within("stop", params, seconds(self.settings.start_timeout), &what)
-                .await
-            {
-                tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
-            }
+            self.stop_in(&worker, instance_id).await;
         }
-        if self.idle() {
-            worker.shut_down().await;
-            *lock(&self.worker) = None;
-        }
+        self.release_if_idle(&worker).await;
     }
 
     fn deliver(&self, instance_id: &str, event: Arc<Value>) {
