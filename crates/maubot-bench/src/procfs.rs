@@ -16,6 +16,10 @@ pub struct Usage {
     pub processes: usize,
     /// The resident set size of the root process alone.
     pub main_rss_bytes: u64,
+    /// Of `rss_bytes`, the anonymous pages (heap, stacks): what the processes allocated, as
+    /// opposed to program code and libraries mapped from files, which the kernel can drop and
+    /// read again.
+    pub anon_bytes: u64,
 }
 
 impl Usage {
@@ -23,23 +27,32 @@ impl Usage {
         self.rss_bytes as f64 / 1_048_576.0
     }
 
+    pub fn anon_mib(&self) -> f64 {
+        self.anon_bytes as f64 / 1_048_576.0
+    }
+
     pub fn to_json(self) -> Value {
         json!({
             "rss_bytes": self.rss_bytes, "fds": self.fds, "processes": self.processes,
-            "main_rss_bytes": self.main_rss_bytes,
+            "main_rss_bytes": self.main_rss_bytes, "anon_bytes": self.anon_bytes,
         })
     }
 }
 
 /// Resident set size of one process, in bytes.
 pub fn rss(pid: u32) -> anyhow::Result<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A `kB` figure of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("read /proc/{pid}/status"))?;
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))?;
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
     Ok(kib * 1024)
 }
 
@@ -86,12 +99,13 @@ fn parent_of(pid: u32) -> Option<u32> {
 pub fn tree_usage(pid: u32) -> anyhow::Result<Usage> {
     let mut usage = Usage::default();
     for p in tree(pid) {
-        match (rss(p), fds(p)) {
-            (Ok(rss), Ok(fds)) => {
+        match (rss(p), fds(p), status_bytes(p, "RssAnon:")) {
+            (Ok(rss), Ok(fds), Ok(anon)) => {
                 if p == pid {
                     usage.main_rss_bytes = rss;
                 }
                 usage.rss_bytes += rss;
+                usage.anon_bytes += anon;
                 usage.fds += fds;
                 usage.processes += 1;
             }

@@ -220,6 +220,15 @@ impl Report<'_> {
                 None,
             ),
             {
+                let (a, b) = both(&|f| f.plugins.with_plugins.anon_mib());
+                Metric::new(
+                    "rss_anon_plugin_bots_mib",
+                    "  of which anonymous (not code or files)",
+                    "MiB",
+                )
+                .values(a, b)
+            },
+            {
                 let (a, b) = both(&|f| f.plugins.with_plugins.fds as f64);
                 Metric::new(
                     "fds_plugin_bots",
@@ -415,7 +424,7 @@ impl Report<'_> {
              event to the plugin's send request arriving; maubot logs nothing comparable"
                 .to_owned(),
             "cold start: until Synapse answered a /sync of every bot (a message waited for each); \
-             maubot-rs starts its clients 200 ms apart"
+             maubot-rs starts its clients four at a time"
                 .to_owned(),
             "adding bots: until each server reports every client started with sync_ok (maubot \
              0.6 reports sync_ok before its first sync, so its figure is to started)"
