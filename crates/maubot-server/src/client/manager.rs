@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::RwLock;
+use tokio::sync::{RwLock, Semaphore};
 
 use super::bot::Bot;
 use super::session::{self, StoreLocation};
@@ -13,8 +12,10 @@ use super::store::{self, ClientRecord};
 use super::{AccessDetails, ClientRequest, ClientView, Error, Result, Upserted};
 use crate::db::Database;
 
-/// Starting many bots at once would make them sync in lock-step (maubot issue #78).
-const START_STAGGER: Duration = Duration::from_millis(200);
+/// How many bots start at once. Starting all of them at the same moment would make them sync in
+/// lock-step (maubot issue #78); a few at a time spreads them out by their own start times
+/// (stores, session, profile) without making the last of many bots wait long.
+const START_CONCURRENCY: usize = 4;
 
 /// All bot accounts.
 #[derive(Debug)]
@@ -65,9 +66,12 @@ impl ClientManager {
     /// Starts every enabled client, a little apart from each other.
     pub async fn start_all(&self) {
         let bots: Vec<Arc<Bot>> = self.bots.read().await.values().cloned().collect();
-        for (i, bot) in bots.into_iter().enumerate() {
+        let slots = Arc::new(Semaphore::new(START_CONCURRENCY));
+        for bot in bots {
+            let slots = Arc::clone(&slots);
             tokio::spawn(async move {
-                tokio::time::sleep(START_STAGGER * i as u32).await;
+                // The semaphore is never closed, so a permit always comes.
+                let _slot = slots.acquire().await;
                 bot.start().await;
             });
         }
