@@ -15,7 +15,7 @@ use crate::db::Database;
 use crate::http::app;
 use crate::plugins::PluginHost;
 use crate::runtime::python::PythonRuntime;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 const LOG: &str = "maubot.server";
 
@@ -91,14 +91,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     plugins.start_all();
 
     let (stopping, shutdown) = watch::channel(false);
-    let state = AppState {
+    let state = AppState::new(Shared {
         config: Arc::clone(&config),
         db,
         auth: Arc::new(auth),
         clients,
         plugins,
         shutdown,
-    };
+    });
     let bind = (config.server.hostname.as_str(), config.server.port);
     let listener = TcpListener::bind(bind)
         .await
