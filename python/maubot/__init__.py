@@ -7,6 +7,14 @@ MessageEvent`, `from maubot.handlers import command, event, web`).
 from .__meta__ import __version__
 from .matrix import MaubotMatrixClient as Client, MaubotMessageEvent as MessageEvent
 from .plugin_base import Plugin
-from .plugin_server import PluginWebApp
 
 __all__ = ["__version__", "Client", "MessageEvent", "Plugin", "PluginWebApp"]
+
+
+def __getattr__(name: str):
+    # `PluginWebApp` pulls in aiohttp's whole server side; only plugins with a web app need it.
+    if name == "PluginWebApp":
+        from .plugin_server import PluginWebApp
+
+        return PluginWebApp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,26 +7,32 @@ import inspect
 import logging
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientSession
 from mautrix.api import HTTPAPI
 from mautrix.client import MembershipEventDispatcher, SyncStream
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.types import Event, EventType, GenericEvent, Membership, SerializerError, StateEvent
-from mautrix.util.async_db import Database
 from yarl import URL
 
 from maubot.__meta__ import __version__
 from maubot.loader import DatabaseType, ZippedPluginLoader
 from maubot.plugin_base import Plugin
-from maubot.plugin_server import PluginWebApp
 
-from . import web
 from .client import HostedMatrixClient
-from .config import InstanceConfig
 from .matrix_api import RPCHTTPAPI
 from .rpc import Connection, RPCError
+
+# What only some plugins use is imported when one does (a database, a config, a web app):
+# mautrix's database layer (asyncpg, aiosqlite), ruamel.yaml and aiohttp's server are several
+# MiB of the worker's memory that an echo bot never needs.
+if TYPE_CHECKING:
+    from mautrix.util.async_db import Database
+
+    from maubot.plugin_server import PluginWebApp
+
+    from .config import InstanceConfig
 
 USER_AGENT = f"maubot/{__version__} {HTTPAPI.default_ua}"
 
@@ -76,6 +82,8 @@ class Instance:
                 base_text = self.loader.sync_read_file("base-config.yaml").decode("utf-8")
             except KeyError:
                 base_text = None
+            from .config import InstanceConfig
+
             self.config = InstanceConfig(params.get("config"), base_text, self._config_saved)
             base_config = self.config.base_text
             config = config_class(self.config.load, self.config.load_base, self.config.save)
@@ -98,7 +106,11 @@ class Instance:
         self.client.add_dispatcher(MembershipEventDispatcher)
 
         webapp_url = params.get("webapp_url")
-        webapp = PluginWebApp() if meta.webapp and webapp_url else None
+        webapp = None
+        if meta.webapp and webapp_url:
+            from maubot.plugin_server import PluginWebApp
+
+            webapp = PluginWebApp()
         try:
             self.plugin = cls(
                 client=self.client,
@@ -140,6 +152,8 @@ class Instance:
             if url.scheme.startswith(("postgres", "cockroach"))
             else None
         )
+        from mautrix.util.async_db import Database
+
         try:
             database = Database.create(
                 url,
@@ -196,6 +210,8 @@ class Instance:
             raise RPCError(f"Instance {self.id} is not running")
         if self.webapp is None:
             raise RPCError(f"Instance {self.id} has no web app")
+        from . import web
+
         return await web.handle(self.webapp, params, self.log)
 
     async def config_updated(self, text: str) -> None:
