@@ -1,12 +1,15 @@
 """Log records go to the server as `log` notifications.
 
-Instance loggers (`maubot.instance.<id>` and their children) send everything from DEBUG up;
-every other logger (mautrix, aiohttp, asyncio, a plugin's own) sends WARNING and up.
+Instance loggers (`maubot.instance.<id>` and their children) send what the server would log for
+them, from `MAUBOT_HOST_LOG_LEVEL` up (DEBUG if unset): a record the server drops is not worth
+formatting and sending. Every other logger (mautrix, aiohttp, asyncio, a plugin's own) sends
+WARNING and up.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 
@@ -63,11 +66,20 @@ class RPCLogHandler(logging.Handler):
             self._emitting.active = False
 
 
+def instance_level() -> int:
+    """The level the server logs instance records from (`OFF`: none)."""
+    name = os.environ.get("MAUBOT_HOST_LOG_LEVEL", "DEBUG").upper()
+    if name == "OFF":
+        return logging.CRITICAL + 1
+    level = logging.getLevelName(name)
+    return level if isinstance(level, int) else logging.DEBUG
+
+
 def setup(conn: Connection) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(RPCLogHandler(conn))
     root.setLevel(logging.WARNING)
-    logging.getLogger(INSTANCE_LOGGER).setLevel(logging.DEBUG)
+    logging.getLogger(INSTANCE_LOGGER).setLevel(instance_level())
     logging.captureWarnings(True)

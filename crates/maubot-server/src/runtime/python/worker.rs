@@ -76,6 +76,7 @@ impl Worker {
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("MAUBOT_HOST_PROTOCOL", PROTOCOL_VERSION.to_string())
             .env("MAUBOT_HOST_PLUGIN", plugin_id)
+            .env("MAUBOT_HOST_LOG_LEVEL", instance_log_level())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -256,6 +257,23 @@ impl Drop for Worker {
         let _ = self
             .kill
             .send("the server no longer uses this worker".to_owned());
+    }
+}
+
+/// The most verbose level at which this server logs plugin records (they are logged under the
+/// `maubot.instance` target), so that the worker does not format and send what would be dropped.
+fn instance_log_level() -> &'static str {
+    use tracing::Level;
+    if tracing::enabled!(target: "maubot.instance", Level::DEBUG) {
+        "DEBUG"
+    } else if tracing::enabled!(target: "maubot.instance", Level::INFO) {
+        "INFO"
+    } else if tracing::enabled!(target: "maubot.instance", Level::WARN) {
+        "WARNING"
+    } else if tracing::enabled!(target: "maubot.instance", Level::ERROR) {
+        "ERROR"
+    } else {
+        "OFF"
     }
 }
 
