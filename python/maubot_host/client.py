@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from contextvars import ContextVar
 from typing import Any, Literal
 
 from mautrix.api import Method
-from mautrix.client import InternalEventType, SyncStream
+from mautrix.client import Client, InternalEventType, SyncStream
 from mautrix.errors import MatrixResponseError
-from mautrix.types import ContentURI, Event, EventType, SpecVersions
+from mautrix.types import ContentURI, Event, EventType, SpecVersions, StateEvent
+from mautrix.util import background_task
 
+from maubot.handlers.command import BoundHandler
 from maubot.matrix import MaubotMatrixClient
 
 from .matrix_api import RPCHTTPAPI
@@ -25,6 +28,58 @@ _dispatch_tasks: ContextVar[list[asyncio.Task] | None] = ContextVar(
 
 class HostedMatrixClient(MaubotMatrixClient):
     api: RPCHTTPAPI
+    # Set only while `dispatch_and_wait` hands a delivered event to mautrix's dispatch.
+    _fresh_dispatch = False
+
+    def _does_nothing(self, handler: Any, data: Any) -> bool:
+        """Whether running `handler` for `data` certainly returns at once, with no effect."""
+        try:
+            if isinstance(handler, BoundHandler):
+                return handler._mb_ignores(data)
+            return (
+                getattr(handler, "__func__", None) is Client._update_state
+                and getattr(handler, "__self__", None) is self
+                and not isinstance(data, StateEvent)
+            )
+        except Exception:
+            return False
+
+    def _dispatch_manual_event(
+        self,
+        event_type: EventType | InternalEventType,
+        data: Any,
+        include_global_handlers: bool,
+        force_synchronous: bool,
+        source: SyncStream | None,
+    ) -> list[asyncio.Task]:
+        # mautrix's own, except that a delivered event skips the handlers in front that would
+        # return at once (the client's state update for a message, commands it does not call):
+        # a task each is most of what dispatch costs. Only in front, and only for an event no
+        # other code has seen yet: until the first handler runs, nothing can change the event
+        # these checks read, so each skipped handler would have seen it as checked.
+        skipping, self._fresh_dispatch = self._fresh_dispatch, False
+        handlers = self.event_handlers.get(event_type, {}).items()
+        if include_global_handlers:
+            handlers = itertools.chain(self.global_event_handlers.items(), handlers)
+        tasks = []
+        if source is None:
+            source = getattr(data, "source", None)
+        for handler, props in handlers:
+            if (
+                props.sync_stream is not None
+                and source is not None
+                and not props.sync_stream & source
+            ):
+                continue
+            if skipping:
+                if self._does_nothing(handler, data):
+                    continue
+                skipping = False
+            if force_synchronous or props.wait_sync:
+                tasks.append(asyncio.create_task(self._catch_errors(handler, data)))
+            else:
+                background_task.create(self._catch_errors(handler, data))
+        return tasks
 
     def dispatch_manual_event(
         self,
@@ -53,15 +108,37 @@ class HostedMatrixClient(MaubotMatrixClient):
         """
         collected: list[asyncio.Task] = []
         token = _dispatch_tasks.set(collected)
+        self._fresh_dispatch = True
         try:
             self.dispatch_event(event, source)
         finally:
+            self._fresh_dispatch = False
             _dispatch_tasks.reset(token)
-        awaited = 0
-        while awaited < len(collected):
-            batch = collected[awaited:]
-            awaited = len(collected)
-            await asyncio.gather(*batch, return_exceptions=True)
+        # Each task awaited itself rather than gathered: its end wakes this task directly, where
+        # gather's would take one more turn of the loop. Tasks started by the ones awaited are
+        # appended to `collected` meanwhile.
+        current = asyncio.current_task()
+        index = 0
+        try:
+            while index < len(collected):
+                task = collected[index]
+                index += 1
+                if task.done():
+                    continue
+                try:
+                    await task
+                except (Exception, asyncio.CancelledError):
+                    pass  # mautrix logs handler errors ("Failed to run handler")
+                if current is not None and current.cancelling():
+                    # This dispatch was cancelled (the awaited handler with it): as gather
+                    # would, cancel the other handlers and end cancelled.
+                    for other in collected[index:]:
+                        other.cancel()
+                    raise asyncio.CancelledError
+        finally:
+            # The handler tasks' contexts hold this list: emptied, the tasks are freed as soon as
+            # they end instead of waiting, in a reference cycle, for the garbage collector.
+            collected.clear()
 
     async def _download(
         self, url: ContentURI, kind: Literal["download", "thumbnail"], query: dict[str, Any]

@@ -1,8 +1,9 @@
 """mautrix's HTTP layer, sent over the `matrix` RPC instead of to the homeserver.
 
 `HTTPAPI.request()` builds the URL, body and headers, logs, retries and then calls `_send()`;
-only `_send()` is replaced, so everything built on `request()` works unchanged. The worker never
-sees the bot's access token: the server adds it.
+only `_send()` is replaced (and request logging skipped when its logger would drop it), so
+everything built on `request()` works unchanged. The worker never sees the bot's access token:
+the server adds it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import logging
 from typing import Any, Mapping
 
 from aiohttp import ClientSession
-from mautrix.api import HTTPAPI, Method
+from mautrix.api import HTTPAPI, Method, PathBuilder
 from mautrix.errors import MatrixConnectionError, make_request_error
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -21,7 +23,6 @@ from yarl import URL
 from .rpc import Connection, ConnectionClosed, RPCError
 
 JSON_TYPE = "application/json"
-
 
 class RPCResponse:
     """Enough of aiohttp's `ClientResponse` for mautrix and for plugins that inspect it."""
@@ -107,6 +108,16 @@ class RPCHTTPAPI(HTTPAPI):
         super().__init__(base_url, token="", client_session=client_session, **kwargs)
         self.rpc = rpc
         self.instance_id = instance_id
+
+    def _log_request(self, method: Method, url: URL, *args: Any) -> None:
+        # mautrix builds the message (URL strings, the body) before the logger drops it; its
+        # levels are TRACE (5) and DEBUG (10), so nothing passes a logger DEBUG leaves out.
+        if self.log and self.log.isEnabledFor(logging.DEBUG):
+            super()._log_request(method, url, *args)
+
+    def _log_request_done(self, path: PathBuilder | str, *args: Any) -> None:
+        if self.log.isEnabledFor(logging.DEBUG):
+            super()._log_request_done(path, *args)
 
     def _relative_path(self, url: URL) -> str:
         """`/_matrix/...` percent-encoded, without the homeserver URL's own path prefix."""

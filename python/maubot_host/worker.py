@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import platform
 import socket
@@ -93,15 +94,22 @@ class Worker:
         instance = Instance(instance_id, self.conn, self.loader)
         self.instances[instance_id] = instance
         try:
-            return await instance.start(params)
+            result = await instance.start(params)
         except BaseException:
             self.instances.pop(instance_id, None)
             raise
+        # The plugin's modules and the instance are kept as long as it runs: leaving them out of
+        # the collector's full passes spares a running bot pauses of many milliseconds.
+        gc.freeze()
+        return result
 
     async def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         instance = self.instances.pop(_instance_id(params), None)
         if instance is not None:
             await instance.stop()
+            # What the stopped instance leaves in reference cycles must be collectable again;
+            # the next start freezes what is still alive.
+            gc.unfreeze()
         return {}
 
     async def event(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -97,6 +97,10 @@ def _is_own_event(evt: Any, instance: Any) -> bool:
     return mxid is not None and getattr(evt, "sender", None) == mxid
 
 
+# Aliases whose membership test runs no plugin code.
+_PLAIN_ALIASES = (str, tuple, list, set, frozenset)
+
+
 async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
@@ -288,6 +292,9 @@ class _HandlerDescriptor:
     async def _handle(self, instance: Any, evt: Any) -> Any:
         raise NotImplementedError
 
+    def _ignores(self, instance: Any, evt: Any) -> bool:
+        return False
+
 
 class BoundHandler:
     """A handler read from an instance: ``await bound(evt)`` runs it for that instance.
@@ -312,6 +319,10 @@ class BoundHandler:
 
     async def __call__(self, evt: Any) -> Any:
         return await self._handler._handle(self._instance, evt)
+
+    def _mb_ignores(self, evt: Any) -> bool:
+        """Whether calling this handler with ``evt`` certainly returns at once, doing nothing."""
+        return self._handler._ignores(self._instance, evt)
 
     def __getattr__(self, name: str) -> Any:
         if name in BoundHandler.__slots__:
@@ -492,8 +503,8 @@ class CommandHandler(_HandlerDescriptor):
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    async def _handle(self, instance: Any, evt: Any) -> Any:
-        """Entry point for an event from the client (top-level commands only)."""
+    def _command_text(self, instance: Any, evt: Any) -> tuple[str, str] | None:
+        """The command word and the rest of a message that may call a command, else ``None``."""
         if _is_own_event(evt, instance) or not _msgtype_allowed(evt, self.msgtypes):
             return None
         body = getattr(evt.content, "body", None)
@@ -501,6 +512,31 @@ class CommandHandler(_HandlerDescriptor):
             return None
         # Only a space ends the command word, as in maubot: "!ping\nx" is not "!ping".
         word, _, rest = body[1:].partition(" ")
+        return word, rest
+
+    def _ignores(self, instance: Any, evt: Any) -> bool:
+        """Whether ``_handle`` returns at once for ``evt``, known without running plugin code.
+
+        ``False`` when unsure: the names come from a callable, or the check failed.
+        """
+        if self.parent is not None or callable(self.name):
+            return False
+        if not (self.aliases is None or isinstance(self.aliases, _PLAIN_ALIASES)):
+            return False
+        if type(self)._handle is not CommandHandler._handle:
+            return False
+        try:
+            found = self._command_text(instance, evt)
+            return found is None or not self._is_called(instance, found[0].lower())
+        except Exception:
+            return False
+
+    async def _handle(self, instance: Any, evt: Any) -> Any:
+        """Entry point for an event from the client (top-level commands only)."""
+        found = self._command_text(instance, evt)
+        if found is None:
+            return None
+        word, rest = found
         if not self._is_called(instance, word.lower()):
             return None
         return await self._run(instance, evt, rest, {})
