@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{RwLock, Semaphore};
 
@@ -16,6 +17,9 @@ use crate::db::Database;
 /// lock-step (maubot issue #78); a few at a time spreads them out by their own start times
 /// (stores, session, profile) without making the last of many bots wait long.
 const START_CONCURRENCY: usize = 4;
+/// A bot whose homeserver is slow to answer gives its start slot up after this long, so that it
+/// does not hold up the others.
+const START_SLOT_HOLD: Duration = Duration::from_secs(1);
 
 /// All bot accounts.
 #[derive(Debug)]
@@ -63,7 +67,7 @@ impl ClientManager {
         &self.http
     }
 
-    /// Starts every enabled client, a little apart from each other.
+    /// Starts every enabled client, a few at a time.
     pub async fn start_all(&self) {
         let bots: Vec<Arc<Bot>> = self.bots.read().await.values().cloned().collect();
         let slots = Arc::new(Semaphore::new(START_CONCURRENCY));
@@ -71,8 +75,16 @@ impl ClientManager {
             let slots = Arc::clone(&slots);
             tokio::spawn(async move {
                 // The semaphore is never closed, so a permit always comes.
-                let _slot = slots.acquire().await;
-                bot.start().await;
+                let slot = slots.acquire().await;
+                let start = bot.start();
+                tokio::pin!(start);
+                if tokio::time::timeout(START_SLOT_HOLD, &mut start)
+                    .await
+                    .is_err()
+                {
+                    drop(slot);
+                    start.await;
+                }
             });
         }
     }
