@@ -71,15 +71,9 @@ impl Prepared {
             let unavailable =
                 |e: std::io::Error| RuntimeError::Unavailable(format!("{}: {e}", all.display()));
             tokio::fs::create_dir_all(&all).await.map_err(unavailable)?;
-            let lock_path = all.join(format!("{key}.lock"));
-            let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                let file = std::fs::File::create(&lock_path)?;
-                file.lock()?;
-                Ok(file)
-            })
-            .await
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
-            .map_err(unavailable)?;
+            let lock = lock_file(all.join(format!("{key}.lock")))
+                .await
+                .map_err(unavailable)?;
             if !dir.join(INSTALLED).exists() {
                 self.install(plugin_id, dependencies, &dir).await?;
             }
@@ -188,15 +182,9 @@ async fn prepare(settings: &PythonHost) -> Result<Prepared, RuntimeError> {
     }
     // Several servers (or test servers) may share one environment: one prepares, the others
     // wait for it.
-    let lock_path = venv.with_extension("lock");
-    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::File::create(&lock_path)?;
-        file.lock()?;
-        Ok(file)
-    })
-    .await
-    .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
-    .map_err(|e| io("cannot lock", e))?;
+    let lock = lock_file(venv.with_extension("lock"))
+        .await
+        .map_err(|e| io("cannot lock", e))?;
 
     let python = venv.join("bin").join("python");
     let wanted = stamp(settings);
@@ -348,6 +336,18 @@ async fn run(command: &mut Command) -> Result<String, RunError> {
         tail.join("\n"),
         output.status
     )))
+}
+
+/// Creates `path` and waits, off the async threads, until this process holds its exclusive lock
+/// (released when the file is dropped).
+async fn lock_file(path: PathBuf) -> std::io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]
