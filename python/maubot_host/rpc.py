@@ -166,13 +166,6 @@ class Connection:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    def send(self, message: dict[str, Any], flush: bool = True) -> None:
-        """Queue a message; safe from any thread (log records arrive from threads too)."""
-        if self._loop is not None and threading.get_ident() != self._thread:
-            self._loop.call_soon_threadsafe(self._write, message, flush)
-        else:
-            self._write(message, flush)
-
     async def _drain(self) -> None:
         """Wait while the server is slow to read what was written (errors are not ours)."""
         if self._paused and not self.closed:
@@ -188,7 +181,12 @@ class Connection:
                 waiter.set_result(None)
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
-        self.send({"method": method, "params": params}, flush=False)
+        """Queue a notification; safe from any thread (log records arrive from threads too)."""
+        message = {"method": method, "params": params}
+        if self._loop is not None and threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self._write, message, False)
+        else:
+            self._write(message, flush=False)
 
     async def request(self, method: str, params: dict[str, Any]) -> Any:
         """Ask the server; the result, or `RPCError` with the server's message."""
