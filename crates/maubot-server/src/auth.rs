@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use maubot_types::config::{AdminPassword, Config};
@@ -10,6 +11,15 @@ use maubot_types::secret::Secret;
 use maubot_types::token;
 
 const LOG: &str = "maubot.server";
+/// Password checks waiting for their turn beyond which further logins are refused at once. One
+/// check runs at a time (bcrypt takes most of a second of one core by design), so that logins,
+/// however many, leave the rest of the machine to the server's other work.
+const MAX_WAITING_LOGINS: usize = 8;
+
+/// A password login was refused without a check: too many are waiting.
+#[derive(Debug, thiserror::Error)]
+#[error("too many password logins are waiting")]
+pub struct LoginsThrottled;
 
 /// A verified admin: the holder of a valid token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +47,9 @@ pub struct Authenticator {
     /// Admin name → bcrypt hash, or `None` for admins who cannot log in with a password.
     admins: HashMap<String, Option<String>>,
     token_lifetime: Option<Duration>,
+    /// One bcrypt check at a time.
+    password_check: tokio::sync::Semaphore,
+    waiting_logins: AtomicUsize,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -91,6 +104,8 @@ impl Authenticator {
             secret,
             admins,
             token_lifetime: config.server.token_lifetime.map(Duration::from_secs),
+            password_check: tokio::sync::Semaphore::new(1),
+            waiting_logins: AtomicUsize::new(0),
         }
     }
 
@@ -109,11 +124,26 @@ impl Authenticator {
 
     /// Password login. `root` never logs in with a password; admins without a hash neither.
     /// Takes bcrypt's time whether or not the user exists, so that timing does not reveal admins.
+    /// Checks run one at a time; with too many waiting, a login is refused unchecked.
     pub async fn login_with_password(
         self: &Arc<Self>,
         username: &str,
         password: &str,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, LoginsThrottled> {
+        if self.waiting_logins.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_LOGINS {
+            self.waiting_logins.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(target: LOG, "Refused a password login: too many are waiting for their check");
+            return Err(LoginsThrottled);
+        }
+        let turn = self.password_check.acquire().await;
+        self.waiting_logins.fetch_sub(1, Ordering::AcqRel);
+        let Ok(_turn) = turn else {
+            return Err(LoginsThrottled);
+        };
+        Ok(self.check_password(username, password).await)
+    }
+
+    async fn check_password(&self, username: &str, password: &str) -> Option<String> {
         const DUMMY_HASH: &str = "$2b$12$H7p5uo8hSaW6WtQHNtX3FO3btZu/4eRHh.rNPv/HXIfnNNJhXPvQu";
         let hash = match self.admins.get(username) {
             Some(Some(hash)) if username != "root" => Some(hash.clone()),

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use maubot_types::config::{Config, CryptoDatabase};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::client::{ClientManager, StoreLocation};
 use crate::db::Database;
 use crate::http::app;
+use crate::listener::{self, Limits};
 use crate::plugins::PluginHost;
 use crate::runtime::python::PythonRuntime;
 use crate::state::{AppState, Shared};
@@ -24,9 +26,9 @@ const LOG: &str = "maubot.server";
 pub struct Running {
     addr: SocketAddr,
     state: AppState,
-    stop: oneshot::Sender<()>,
+    stop: CancellationToken,
     stopping: watch::Sender<bool>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Running {
@@ -44,11 +46,8 @@ impl Running {
     /// database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stopping.send(true);
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .context("the HTTP server task failed")?
-            .context("the HTTP server failed")?;
+        self.stop.cancel();
+        self.task.await.context("the HTTP server task failed")?;
         self.state.plugins.stop_all().await;
         self.state.clients.stop_all().await;
         self.state.db.close().await;
@@ -67,6 +66,9 @@ impl Running {
 /// Opens the database, prepares authentication and starts listening, like maubot: the HTTP
 /// server starts last, once everything behind it is ready.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    crate::process::harden();
+    crate::process::raise_open_files_limit();
+    make_data_private(&config);
     let config = Arc::new(config);
     let auth_config = Arc::clone(&config);
     let auth = tokio::task::spawn_blocking(move || Authenticator::from_config(&auth_config))
@@ -106,15 +108,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     tracing::info!(target: LOG, "Listening on http://{addr}");
 
-    let (stop, stopped) = oneshot::channel::<()>();
-    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app(state.clone()),
+        Limits::from_config(&config.server),
+        stop.clone(),
+    ));
     Ok(Running {
         addr,
         state,
@@ -122,6 +122,30 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stopping,
         task,
     })
+}
+
+/// Data that earlier versions (and maubot) created readable by others: the main database, the
+/// bots' stores, plugin archives and instance databases become the user's alone. New files are
+/// private anyway (umask 077).
+fn make_data_private(config: &Config) {
+    use crate::process::make_private;
+    if let maubot_types::config::DatabaseUrl::Sqlite(path) = &config.database {
+        for suffix in ["", "-wal", "-shm"] {
+            make_private(std::path::Path::new(&format!("{path}{suffix}")));
+        }
+    }
+    let dirs = &config.plugin_directories;
+    for dir in [
+        &config.crypto_store_path,
+        &config.plugin_databases.sqlite,
+        &dirs.upload,
+        &dirs.trash,
+    ]
+    .into_iter()
+    .chain(&dirs.load)
+    {
+        make_private(std::path::Path::new(dir));
+    }
 }
 
 /// Where bots keep their end-to-end encryption keys and room state.

@@ -47,7 +47,11 @@ async fn login(
         return Ok(Json(TokenResponse { token }));
     }
     if let (Some(username), Some(password)) = (&body.username, &body.password)
-        && let Some(token) = state.auth.login_with_password(username, password).await
+        && let Some(token) = state
+            .auth
+            .login_with_password(username, password)
+            .await
+            .map_err(|_| ApiError::TooManyLogins)?
     {
         tracing::info!(target: "maubot.server", admin = %username, "admin logged in with a password");
         return Ok(Json(TokenResponse { token }));

@@ -17,9 +17,19 @@ pub enum ApiError {
     /// A field of the body has the wrong type. (maubot answers most of these with a 500.)
     #[error("Invalid request body: {0}")]
     InvalidBody(String),
-    /// The body is larger than `server.max_body_size`.
+    /// The body is larger than the route's limit (`server.max_body_size`,
+    /// `server.max_json_body_size` or 16 KiB on routes that need no token).
     #[error("Request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: u64 },
+    /// The body stalled for longer than `server.request_body_timeout`.
+    #[error("The request body did not arrive in time")]
+    BodyTimeout,
+    /// The connection broke off in the middle of the body.
+    #[error("The request body could not be read")]
+    BodyIncomplete,
+    /// Too many password logins are waiting for their check.
+    #[error("Too many login attempts at once, try again later")]
+    TooManyLogins,
     /// Wrong secret, username or password.
     #[error("Invalid username or password")]
     InvalidAuth,
@@ -163,6 +173,9 @@ impl ApiError {
             Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_request_body"),
             // maubot's errcode for aiohttp's own 413; clients only show the message.
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "unhandled_http_413"),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::BodyIncomplete => (StatusCode::BAD_REQUEST, "body_incomplete"),
+            Self::TooManyLogins => (StatusCode::TOO_MANY_REQUESTS, "too_many_login_attempts"),
             Self::InvalidAuth => (StatusCode::UNAUTHORIZED, "invalid_auth"),
             Self::TokenMissing => (StatusCode::UNAUTHORIZED, "auth_token_missing"),
             Self::TokenInvalid => (StatusCode::UNAUTHORIZED, "auth_token_invalid"),

@@ -20,6 +20,9 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 const CLOSE_UNAUTHENTICATED: u16 = 4000;
 /// "Service restart": the server is shutting down.
 const CLOSE_SHUTDOWN: u16 = 1012;
+/// Clients send one thing, the token; tungstenite would otherwise buffer 64 MiB messages from
+/// anyone.
+const MAX_MESSAGE: usize = 64 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/logs", get(logs))
@@ -31,7 +34,9 @@ async fn logs(
     State(state): State<AppState>,
     Query(filter): Query<Filter>,
 ) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, state, filter))
+    ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, state, filter))
 }
 
 async fn serve(mut socket: WebSocket, state: AppState, filter: Filter) {

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use super::json::{BodyLimit, PUBLIC_BODY_LIMIT};
 pub use crate::auth::Admin;
 use crate::state::AppState;
 
@@ -48,10 +49,13 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Admin, ApiError> {
 }
 
 /// Middleware on the whole API: refuses requests without a valid token to non-public paths, and
-/// leaves the verified [`Admin`] in the request for handlers.
+/// leaves the verified [`Admin`] in the request for handlers. Public paths take small JSON bodies
+/// only: anyone can send them.
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    if !is_public(parts.uri.path()) {
+    if is_public(parts.uri.path()) {
+        parts.extensions.insert(BodyLimit(PUBLIC_BODY_LIMIT));
+    } else {
         match authenticate(&parts, &state) {
             Ok(admin) => {
                 parts.extensions.insert(admin);

@@ -105,10 +105,13 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The configuration written on first start: the defaults with a fresh random secret.
+    /// The configuration written on first start: the defaults with a fresh random secret and
+    /// pickle key. (maubot's default pickle key is the same everywhere, so anyone who can read a
+    /// store could decrypt it.)
     pub fn generated() -> Self {
         let mut config = Self::default();
         config.server.unshared_secret = Secret::random(64);
+        config.crypto_db_pickle_key = Secret::random(64);
         config
     }
 }
@@ -247,8 +250,21 @@ pub struct ServerConfig {
     /// makes a new one at every start (maubot-rs never writes it back), which logs everyone out
     /// at each restart: put a long random string here instead.
     pub unshared_secret: Secret,
-    /// Largest request body accepted, in bytes (maubot-rs addition; maubot's limit is 100 MiB).
+    /// Largest request body of a plugin upload, a plugin web app or the client proxy, in bytes
+    /// (maubot-rs addition; maubot's limit is 100 MiB).
     pub max_body_size: u64,
+    /// Largest JSON body of any other management API request, in bytes; routes that need no
+    /// token (logins) take at most 16 KiB (maubot-rs addition).
+    pub max_json_body_size: u64,
+    /// Seconds a client may take to send a request's headers, which is also how long an idle
+    /// keep-alive connection stays open (maubot-rs addition).
+    pub request_header_timeout: f64,
+    /// Seconds a request body may stall between two pieces before the request fails (maubot-rs
+    /// addition).
+    pub request_body_timeout: f64,
+    /// Most connections served at once; further ones wait until one closes (maubot-rs
+    /// addition).
+    pub max_connections: usize,
     /// How long a management API token stays valid, in seconds; null means forever, as in
     /// maubot (maubot-rs addition).
     pub token_lifetime: Option<u64>,
@@ -265,6 +281,10 @@ impl Default for ServerConfig {
             override_resource_path: None,
             unshared_secret: Secret::new("generate"),
             max_body_size: 100 * 1024 * 1024,
+            max_json_body_size: 1024 * 1024,
+            request_header_timeout: 15.0,
+            request_body_timeout: 30.0,
+            max_connections: 512,
             token_lifetime: None,
         }
     }
