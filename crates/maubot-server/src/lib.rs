@@ -11,6 +11,7 @@ pub mod http;
 pub mod listener;
 pub mod logging;
 pub mod logs;
+pub mod matrix_path;
 pub mod plugin_web;
 pub mod plugins;
 pub mod process;

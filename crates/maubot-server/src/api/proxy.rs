@@ -12,6 +12,7 @@ use axum::routing::any;
 
 use super::error::{ApiError, ApiResult};
 use super::json::read_body;
+use crate::matrix_path::MatrixPath;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -36,16 +37,26 @@ const DROPPED_RESPONSE_HEADERS: [HeaderName; 3] = [
 /// `ANY /_matrix/maubot/v1/proxy/{id}/{path}`
 ///
 /// Forwards to `{homeserver}/{path}` with the same method, body and query (less `access_token`),
-/// authenticated as the bot; streams the answer back with its status and headers.
+/// authenticated as the bot; streams the answer back with its status and headers. `path` must
+/// be below `_matrix/`, checked as [`MatrixPath`] checks it and sent on in its checked form.
 async fn proxy(
     State(state): State<AppState>,
-    Path((id, path)): Path<(String, String)>,
+    Path((id, _)): Path<(String, String)>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> ApiResult<Response> {
-    if !path.starts_with("_matrix/") {
-        return Err(ApiError::NotFound);
-    }
+    // The path as received, not axum's decoded one: `_matrix/..%2F_synapse` decodes to a path
+    // that leaves `_matrix/`.
+    let raw = request.uri().path();
+    let below_id = raw
+        .strip_prefix("/proxy/")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(_, below)| format!("/{below}"))
+        .ok_or(ApiError::NotFound)?;
+    let path = MatrixPath::parse(&below_id).map_err(|err| {
+        tracing::warn!(target: "maubot.security", client = %id, path = ?below_id, reason = %err, "proxy: refused a path");
+        ApiError::NotFound
+    })?;
     let bot = state
         .clients
         .get(&id)
@@ -72,7 +83,11 @@ async fn proxy(
     });
     let method = request.method().clone();
     let body = read_body(request, state.config.server.max_body_size).await?;
-    let mut url = format!("{}/{path}", record.homeserver.trim_end_matches('/'));
+    let mut url = format!(
+        "{}{}",
+        record.homeserver.trim_end_matches('/'),
+        path.to_wire()
+    );
     if !query.is_empty() {
         url.push('?');
         url.push_str(&serde_urlencoded::to_string(&query).map_err(ApiError::internal)?);

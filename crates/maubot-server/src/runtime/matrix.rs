@@ -1,20 +1,20 @@
 //! Matrix requests a plugin makes, performed as its bot. Sends go through matrix-sdk so that they
-//! are encrypted in encrypted rooms; fetching one event answers it decrypted; requests that would
-//! let a plugin take over the bot's session or keys are refused; the rest is forwarded to the
-//! homeserver with the bot's access token.
+//! are encrypted in encrypted rooms; fetching one event answers it decrypted; what is not on the
+//! allow-list (`matrix_routes`) is refused; the rest is forwarded to the homeserver with the
+//! bot's access token, on the path as checked.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use matrix_sdk::Client;
 use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId};
-use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::SECURITY;
+use super::matrix_routes::{Route, route};
 use crate::client::Bot;
-
-const LOG: &str = "maubot.host";
+use crate::matrix_path::MatrixPath;
 
 /// A client-server API request from a plugin.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,97 +60,27 @@ impl MatrixResponse {
     }
 }
 
-/// What a request is, as far as the server treats it specially.
-#[derive(Debug, PartialEq, Eq)]
-enum Route {
-    Refused,
-    Send {
-        room: OwnedRoomId,
-        event_type: String,
-        txn: OwnedTransactionId,
-    },
-    GetEvent {
-        room: OwnedRoomId,
-        event: OwnedEventId,
-    },
-    Forward,
-}
-
-fn route(method: &str, path: &str) -> Route {
-    // The path goes to the homeserver as it is: anything that could make it mean another
-    // endpoint there than here (a query or fragment inside it, dot segments) is refused.
-    if path.contains(['?', '#']) {
-        return Route::Refused;
-    }
-    let segments: Vec<String> = path
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect();
-    if segments
-        .iter()
-        .any(|s| s == "." || s == ".." || s.contains('/'))
-    {
-        return Route::Refused;
-    }
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let api = match segments.as_slice() {
-        ["_matrix", "client", version, rest @ ..]
-            if version.starts_with('v') || *version == "r0" =>
-        {
-            rest
-        }
-        ["_matrix", "media", ..] => return Route::Forward,
-        // Plugins reach only the client and media APIs.
-        _ => return Route::Refused,
-    };
-    match api {
-        // The bot's session and keys are the server's: a plugin syncing or logging in would
-        // steal events or break encryption.
-        ["sync", ..]
-        | ["keys", ..]
-        | ["sendToDevice", ..]
-        | ["login", ..]
-        | ["logout", ..]
-        | ["register", ..]
-        | ["devices", ..]
-        | ["delete_devices", ..]
-        | ["refresh", ..] => Route::Refused,
-        ["account", "whoami"] => Route::Forward,
-        ["account", ..] => Route::Refused,
-        ["rooms", room, "send", event_type, txn] if method == "PUT" => {
-            match OwnedRoomId::try_from(*room) {
-                Ok(room) => Route::Send {
-                    room,
-                    event_type: (*event_type).to_owned(),
-                    txn: (*txn).into(),
-                },
-                Err(_) => Route::Forward,
-            }
-        }
-        ["rooms", room, "event", event] if method == "GET" => {
-            match (OwnedRoomId::try_from(*room), OwnedEventId::try_from(*event)) {
-                (Ok(room), Ok(event)) => Route::GetEvent { room, event },
-                _ => Route::Forward,
-            }
-        }
-        _ => Route::Forward,
-    }
-}
-
 /// Performs a plugin's request as `bot`.
 pub async fn perform(bot: &Bot, http: &reqwest::Client, request: MatrixRequest) -> MatrixResponse {
-    let route = route(&request.method, &request.path);
+    let (path, route) = match MatrixPath::parse(&request.path) {
+        Ok(path) => {
+            let route = route(&request.method, &path);
+            (path, route)
+        }
+        Err(err) => {
+            tracing::warn!(
+                target: SECURITY, client = %bot.id(), method = ?request.method, path = ?request.path,
+                reason = %err, "Refused a plugin's Matrix request with a malformed path"
+            );
+            return forbidden();
+        }
+    };
     if route == Route::Refused {
         tracing::warn!(
-            target: LOG, client = %bot.id(), method = %request.method, path = %request.path,
-            "Refused a plugin's Matrix request"
+            target: SECURITY, client = %bot.id(), method = ?request.method, path = ?request.path,
+            "Refused a plugin's Matrix request to an endpoint plugins may not use"
         );
-        return MatrixResponse::error(
-            403,
-            "M_FORBIDDEN",
-            "maubot-rs does not let plugins use this endpoint",
-        );
+        return forbidden();
     }
     let client = bot.matrix().await;
     match (route, client) {
@@ -174,11 +104,19 @@ pub async fn perform(bot: &Bot, http: &reqwest::Client, request: MatrixRequest) 
         (Route::GetEvent { room, event }, Some(client)) => {
             match get_event(&client, &room, &event).await {
                 Some(response) => response,
-                None => forward(bot, http, request).await,
+                None => forward(bot, http, &path, request).await,
             }
         }
-        _ => forward(bot, http, request).await,
+        _ => forward(bot, http, &path, request).await,
     }
+}
+
+fn forbidden() -> MatrixResponse {
+    MatrixResponse::error(
+        403,
+        "M_FORBIDDEN",
+        "maubot-rs does not let plugins use this endpoint",
+    )
 }
 
 async fn send(
@@ -231,7 +169,12 @@ fn sdk_error(err: matrix_sdk::Error) -> MatrixResponse {
     MatrixResponse::error(502, "M_UNKNOWN", format!("maubot-rs could not send: {err}"))
 }
 
-async fn forward(bot: &Bot, http: &reqwest::Client, request: MatrixRequest) -> MatrixResponse {
+async fn forward(
+    bot: &Bot,
+    http: &reqwest::Client,
+    path: &MatrixPath,
+    mut request: MatrixRequest,
+) -> MatrixResponse {
     let record = bot.record();
     let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
         return MatrixResponse::error(400, "M_UNRECOGNIZED", "Invalid method");
@@ -239,8 +182,10 @@ async fn forward(bot: &Bot, http: &reqwest::Client, request: MatrixRequest) -> M
     let mut url = format!(
         "{}{}",
         record.homeserver.trim_end_matches('/'),
-        request.path
+        path.to_wire()
     );
+    // The bot's token goes in the header; a plugin's own must not stand in for it.
+    request.query.remove("access_token");
     if !request.query.is_empty() {
         url.push('?');
         url.push_str(&serde_urlencoded::to_string(&request.query).unwrap_or_default());
@@ -285,69 +230,5 @@ async fn forward(bot: &Bot, http: &reqwest::Client, request: MatrixRequest) -> M
             body_base64: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
             content_type,
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_session_and_key_endpoints() {
-        for path in [
-            "/_matrix/client/v3/sync",
-            "/_matrix/client/v3/keys/upload",
-            "/_matrix/client/r0/login",
-            "/_matrix/client/v3/logout/all",
-            "/_matrix/client/v3/sendToDevice/m.room.encrypted/1",
-            "/_matrix/client/v3/account/password",
-            "/_matrix/client/v3/devices/ABC",
-            "/_synapse/admin/v1/users",
-        ] {
-            assert_eq!(route("POST", path), Route::Refused, "{path}");
-        }
-        assert_eq!(
-            route("GET", "/_matrix/client/v3/account/whoami"),
-            Route::Forward
-        );
-    }
-
-    #[test]
-    fn refuses_paths_that_could_mean_another_endpoint_upstream() {
-        for path in [
-            "/_matrix/client/v3/sync?since=x",
-            "/_matrix/client/v3/rooms/../logout/all",
-            "/_matrix/client/v3/rooms/%2e%2e/logout",
-            "/_matrix/client/v3/rooms/%2F..%2Flogout",
-            "/_matrix/client/v3/profile/x#/../../logout",
-        ] {
-            assert_eq!(route("GET", path), Route::Refused, "{path}");
-        }
-    }
-
-    #[test]
-    fn recognises_sends_and_event_fetches_with_encoded_ids() {
-        assert_eq!(
-            route(
-                "PUT",
-                "/_matrix/client/v3/rooms/%21abc%3Ahs.test/send/m.room.message/txn1"
-            ),
-            Route::Send {
-                room: OwnedRoomId::try_from("!abc:hs.test").expect("room id"),
-                event_type: "m.room.message".into(),
-                txn: "txn1".into(),
-            }
-        );
-        assert!(matches!(
-            route("GET", "/_matrix/client/v3/rooms/!abc:hs.test/event/$ev"),
-            Route::GetEvent { .. }
-        ));
-        assert_eq!(
-            route(
-                "GET",
-                "/_matrix/client/v3/rooms/!abc:hs.test/state/m.room.power_levels/"
-            ),
-            Route::Forward
-        );
     }
 }

@@ -8,6 +8,7 @@
 //! through [`RuntimeHost`].
 
 pub mod matrix;
+mod matrix_routes;
 pub mod python;
 
 use std::path::PathBuf;
@@ -17,6 +18,10 @@ use async_trait::async_trait;
 use maubot_types::plugin::PluginMeta;
 
 pub use matrix::{MatrixRequest, MatrixResponse};
+
+/// The log target of a plugin's attempts to cross its boundary: another instance's bot or
+/// config, an endpoint it may not use, a logger that is not its own.
+pub(crate) const SECURITY: &str = "maubot.security";
 
 /// A plugin archive as the runtimes see it.
 #[derive(Debug, Clone)]
