@@ -28,9 +28,12 @@ log = logging.getLogger("maubot.host")
 
 
 def _instance_id(params: dict[str, Any]) -> str:
+    """The instance a request is about. What runs for it from here on (in this request's task
+    and the tasks it creates) logs under that instance."""
     instance_id = params.get("instance_id")
     if not isinstance(instance_id, str) or not instance_id:
         raise RPCError("instance_id is missing")
+    logs.current_instance.set(instance_id)
     return instance_id
 
 
@@ -93,10 +96,12 @@ class Worker:
             raise RPCError(f"Instance {instance_id} is already running")
         instance = Instance(instance_id, self.conn, self.loader)
         self.instances[instance_id] = instance
+        logs.known_instances.add(instance_id)
         try:
             result = await instance.start(params)
         except BaseException:
             self.instances.pop(instance_id, None)
+            logs.known_instances.discard(instance_id)
             raise
         # The plugin's modules and the instance are kept as long as it runs: leaving them out of
         # the collector's full passes spares a running bot pauses of many milliseconds.
@@ -104,9 +109,11 @@ class Worker:
         return result
 
     async def stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        instance = self.instances.pop(_instance_id(params), None)
+        instance_id = _instance_id(params)
+        instance = self.instances.pop(instance_id, None)
         if instance is not None:
             await instance.stop()
+            logs.known_instances.discard(instance_id)
             # What the stopped instance leaves in reference cycles must be collectable again;
             # the next start freezes what is still alive.
             gc.unfreeze()

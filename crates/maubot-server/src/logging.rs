@@ -102,8 +102,32 @@ where
             timestamp(SystemTime::now()),
             meta.target()
         )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        // Messages and fields come from plugins and homeservers too: none of their text may
+        // start a line of its own or steer the terminal.
+        let mut escaped = Escaped(&mut writer);
+        ctx.field_format()
+            .format_fields(Writer::new(&mut escaped), event)?;
         writeln!(writer)
+    }
+}
+
+/// Writes text so that it cannot pass for log lines of its own: every line after the first is
+/// indented, and other control characters (carriage returns, terminal escapes) are escaped.
+struct Escaped<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(|c: char| c.is_control() && c != '\t') {
+            self.0.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            match c {
+                '\n' => self.0.write_str("\n    ")?,
+                other => write!(self.0, "{}", other.escape_default())?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
     }
 }
 
@@ -150,6 +174,21 @@ mod tests {
         assert_eq!(
             timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29 00:00:00,000"
+        );
+    }
+
+    #[test]
+    fn plugin_text_cannot_forge_lines_or_steer_the_terminal() {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        write!(
+            Escaped(&mut out),
+            "hi\n[2026-01-01 00:00:00,000] [INFO@maubot.server] forged\r\u{1b}[2J\tend"
+        )
+        .expect("writes");
+        assert_eq!(
+            out,
+            "hi\n    [2026-01-01 00:00:00,000] [INFO@maubot.server] forged\\r\\u{1b}[2J\tend"
         );
     }
 

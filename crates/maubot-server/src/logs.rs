@@ -3,8 +3,8 @@
 //! broadcast to the `/logs` websocket.
 //!
 //! tracing targets are static, so per-client and per-instance loggers are fields; records get
-//! maubot's logger names back from them (`maubot.client.<mxid>`, `maubot.instance.<id>`, or the
-//! Python logger's own name).
+//! maubot's logger names back from them (`maubot.client.<mxid>`, `maubot.instance.<id>`,
+//! `maubot.plugin.<id>` for a plugin's records that belong to no instance).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -173,15 +173,14 @@ fn record(event: &Event<'_>, relative_ms: f64) -> Value {
     Value::Object(record)
 }
 
-/// maubot's logger name for a record.
+/// maubot's logger name for a record. A plugin's own records carry the Python logger's name
+/// only as the `python_logger` field: their name is always their instance's (or plugin's).
 fn logger_name(target: &str, fields: &Map<String, Value>) -> String {
     let field = |name: &str| fields.get(name).and_then(Value::as_str);
-    if let Some(logger) = field("logger") {
-        return logger.to_owned();
-    }
-    match (target, field("client"), field("instance")) {
-        ("maubot.client", Some(client), _) => format!("maubot.client.{client}"),
-        ("maubot.instance", _, Some(instance)) => format!("maubot.instance.{instance}"),
+    match (target, field("client"), field("instance"), field("plugin")) {
+        ("maubot.client", Some(client), _, _) => format!("maubot.client.{client}"),
+        ("maubot.instance", _, Some(instance), _) => format!("maubot.instance.{instance}"),
+        ("maubot.plugin", _, _, Some(plugin)) => format!("maubot.plugin.{plugin}"),
         _ => target.to_owned(),
     }
 }
@@ -265,12 +264,21 @@ mod tests {
             logger_name("maubot.instance", &fields(&[("instance", "echo")])),
             "maubot.instance.echo"
         );
+        // Regression: a plugin named its Python logger `maubot.server` and its records came out
+        // as the server's.
         assert_eq!(
             logger_name(
                 "maubot.instance",
-                &fields(&[("logger", "maubot.instance.echo.db")])
+                &fields(&[("instance", "echo"), ("python_logger", "maubot.server")])
             ),
-            "maubot.instance.echo.db"
+            "maubot.instance.echo"
+        );
+        assert_eq!(
+            logger_name(
+                "maubot.plugin",
+                &fields(&[("plugin", "xyz.echo"), ("python_logger", "maubot.server")])
+            ),
+            "maubot.plugin.xyz.echo"
         );
         assert_eq!(logger_name("maubot.server", &fields(&[])), "maubot.server");
     }

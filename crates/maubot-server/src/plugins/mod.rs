@@ -235,6 +235,7 @@ impl PluginHost {
     fn prepare(&self, file: &PluginFile) -> Arc<dyn LoadedPlugin> {
         let callbacks: Arc<dyn RuntimeHost> = Arc::new(Callbacks {
             host: self.this.clone(),
+            plugin: file.meta.id.to_string(),
         });
         self.runtime.prepare(
             PluginCode {
@@ -1068,10 +1069,26 @@ impl EventClock {
     }
 }
 
-/// The runtime's way back into the host.
+/// The runtime's way back into the host, bound to one plugin: what it asks for an instance of
+/// another plugin is refused.
 #[derive(Debug)]
 struct Callbacks {
     host: Weak<PluginHost>,
+    plugin: String,
+}
+
+impl Callbacks {
+    /// Whether `instance` is one of this plugin's; if not, the attempt is logged.
+    fn owns(&self, instance: &Instance, what: &str) -> bool {
+        let owned = instance.record.plugin == self.plugin;
+        if !owned {
+            tracing::warn!(
+                target: runtime::SECURITY, plugin = %self.plugin, instance = %instance.record.id,
+                what, "Refused a plugin's request for another plugin's instance"
+            );
+        }
+        owned
+    }
 }
 
 #[async_trait]
@@ -1087,6 +1104,7 @@ impl RuntimeHost for Callbacks {
         let (user, last_event) = lock(&host.state)
             .instances
             .get(instance_id)
+            .filter(|i| self.owns(i, "matrix"))
             .map(|i| {
                 let last = timing.then(|| Arc::clone(&i.last_event));
                 (i.record.primary_user.clone(), last)
@@ -1118,7 +1136,11 @@ impl RuntimeHost for Callbacks {
         };
         {
             let mut state = lock(&host.state);
-            let Some(instance) = state.instances.get_mut(instance_id) else {
+            let Some(instance) = state
+                .instances
+                .get_mut(instance_id)
+                .filter(|i| self.owns(i, "config_save"))
+            else {
                 return;
             };
             if instance.record.config == config {

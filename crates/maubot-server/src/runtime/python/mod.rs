@@ -8,7 +8,7 @@
 mod env;
 mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use self::env::Environment;
 use self::worker::{Inbound, Worker};
 use super::{
     InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
-    RuntimeHost, Started, WebRequest, WebResponse,
+    RuntimeHost, SECURITY, Started, WebRequest, WebResponse,
 };
 use crate::sync::lock;
 
@@ -69,6 +69,8 @@ impl PluginRuntime for PythonRuntime {
             worker: Mutex::new(None),
             running: Mutex::new(BTreeMap::new()),
             restarting: Mutex::new(BTreeMap::new()),
+            admitted: Mutex::new(BTreeSet::new()),
+            served: Mutex::new(BTreeSet::new()),
         })
     }
 }
@@ -93,6 +95,13 @@ struct PythonPlugin {
     running: Mutex<BTreeMap<String, InstanceStart>>,
     /// Instances of a worker that died, waiting to be started in the next one.
     restarting: Mutex<BTreeMap<String, InstanceStart>>,
+    /// The instances the worker may act for: from the start request until the stop's answer
+    /// (a plugin makes requests and saves its config in `start()` and `stop()` too). Whatever
+    /// the worker names, it acts for these only.
+    admitted: Mutex<BTreeSet<String>>,
+    /// Every instance ever admitted: a record its leftover tasks log after its stop is the
+    /// plugin's, not an attack.
+    served: Mutex<BTreeSet<String>>,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -107,6 +116,33 @@ impl PythonPlugin {
     /// No instance runs or waits to run again: the worker can go.
     fn idle(&self) -> bool {
         lock(&self.running).is_empty() && lock(&self.restarting).is_empty()
+    }
+
+    /// Whether the worker may act for `instance_id`; a request naming another instance is
+    /// logged as the attempt to cross the plugin's boundary it is.
+    fn admits(&self, instance_id: &str, what: &str) -> bool {
+        let admitted = lock(&self.admitted).contains(instance_id);
+        if !admitted {
+            tracing::warn!(
+                target: SECURITY, plugin = %self.id(), instance = ?instance_id, what,
+                "Refused a plugin's request for an instance it does not run"
+            );
+        }
+        admitted
+    }
+
+    /// The instance a log record files under: the one it names if the worker runs it. Naming an
+    /// instance the plugin never ran is an attempt to cross the boundary; a stopped instance's
+    /// leftover tasks are just the plugin's.
+    fn logs_for<'a>(&self, named: Option<&'a str>) -> Option<&'a str> {
+        let named = named?;
+        if lock(&self.admitted).contains(named) {
+            return Some(named);
+        }
+        if !lock(&self.served).contains(named) {
+            self.admits(named, "log");
+        }
+        None
     }
 
     fn current_worker(&self) -> Option<Arc<Worker>> {
@@ -185,6 +221,7 @@ impl PythonPlugin {
                 *current = None;
             }
         }
+        lock(&self.admitted).clear();
         if reason.is_empty() {
             return;
         }
@@ -247,6 +284,7 @@ impl PythonPlugin {
         {
             tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
         }
+        lock(&self.admitted).remove(instance_id);
     }
 
     /// Lets the worker go when no instance runs in it or waits for it.
@@ -274,6 +312,8 @@ impl PythonPlugin {
             "webapp_url": instance.webapp_url,
         });
         let what = format!("Starting instance {}", instance.instance_id);
+        lock(&self.admitted).insert(instance.instance_id.clone());
+        lock(&self.served).insert(instance.instance_id.clone());
         let result = worker
             .request_within("start", params, seconds(self.settings.start_timeout), &what)
             .await
@@ -284,7 +324,14 @@ impl PythonPlugin {
                     RuntimeError::Timeout(format!("{what} did not finish: {reason}"))
                 }
                 other => other,
-            })?;
+            });
+        let result = match result {
+            Ok(result) => result,
+            Err(err) => {
+                lock(&self.admitted).remove(&instance.instance_id);
+                return Err(err);
+            }
+        };
         lock(&self.running).insert(instance.instance_id.clone(), instance);
         Ok(Started {
             base_config: result
@@ -424,6 +471,7 @@ impl LoadedPlugin for PythonPlugin {
         let _ops = self.ops.lock().await;
         lock(&self.running).clear();
         lock(&self.restarting).clear();
+        lock(&self.admitted).clear();
         let worker = lock(&self.worker).take();
         if let Some(worker) = worker {
             worker.shut_down().await;
@@ -431,7 +479,8 @@ impl LoadedPlugin for PythonPlugin {
     }
 }
 
-/// What the worker asks of the server, passed on to the plugin host.
+/// What the worker asks of the server, passed on to the plugin host for the instances the
+/// worker runs, and nothing else.
 struct Callbacks {
     plugin: Weak<PythonPlugin>,
 }
@@ -446,6 +495,11 @@ impl Inbound for Callbacks {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
+                if !plugin.admits(&instance_id, "matrix") {
+                    return Err(format!(
+                        "instance {instance_id:?} does not run in this plugin's worker"
+                    ));
+                }
                 let request: MatrixRequest = serde_json::from_value(params)
                     .map_err(|e| format!("invalid matrix request: {e}"))?;
                 let response = plugin.host.matrix_request(&instance_id, request).await;
@@ -459,42 +513,57 @@ impl Inbound for Callbacks {
         let Some(plugin) = self.plugin.upgrade() else {
             return;
         };
-        let instance_id = params["instance_id"].as_str().unwrap_or_default();
         match method {
             "config_save" => {
-                if let Some(config) = params["config"].as_str() {
-                    if let Some(instance) = lock(&plugin.running).get_mut(instance_id) {
-                        instance.config = config.to_owned();
-                    }
-                    plugin.host.config_saved(instance_id, config.to_owned());
+                let instance_id = params["instance_id"].as_str().unwrap_or_default();
+                let Some(config) = params["config"].as_str() else {
+                    return;
+                };
+                if !plugin.admits(instance_id, "config_save") {
+                    return;
                 }
+                if let Some(instance) = lock(&plugin.running).get_mut(instance_id) {
+                    instance.config = config.to_owned();
+                }
+                plugin.host.config_saved(instance_id, config.to_owned());
             }
-            "log" => log_record(plugin.id(), &params),
+            "log" => {
+                let instance = plugin.logs_for(params["instance_id"].as_str());
+                log_record(plugin.id(), instance, &params);
+            }
             other => {
-                tracing::debug!(target: LOG, plugin = %plugin.id(), method = other, "Unknown notification from the Python worker");
+                tracing::debug!(target: LOG, plugin = %plugin.id(), method = ?other, "Unknown notification from the Python worker");
             }
         }
     }
 }
 
-/// A Python log record, logged under the plugin's logger name.
-fn log_record(plugin_id: &str, params: &Value) {
-    let logger = params["logger"].as_str().unwrap_or("maubot.instance");
+/// A Python log record: under `maubot.instance.<id>` when it belongs to one of the worker's
+/// instances, else under `maubot.plugin.<plugin id>`. The Python logger's name is only a field,
+/// so that a plugin cannot log as the server.
+fn log_record(plugin_id: &str, instance: Option<&str>, params: &Value) {
+    let python_logger = params["logger"].as_str().unwrap_or("root");
     let message = params["message"].as_str().unwrap_or_default();
-    let exception = params["exception"].as_str();
-    let text = match exception {
+    let text = match params["exception"].as_str() {
         Some(exception) => format!("{message}\n{exception}"),
         None => message.to_owned(),
     };
-    // tracing targets are static: the Python logger's name is a field, as for clients.
-    match params["level"].as_str().unwrap_or("INFO") {
-        "DEBUG" => {
-            tracing::debug!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}")
-        }
-        "INFO" => tracing::info!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}"),
-        "WARNING" => {
-            tracing::warn!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}")
-        }
-        _ => tracing::error!(target: "maubot.instance", plugin = %plugin_id, logger, "{text}"),
+    let level = params["level"].as_str().unwrap_or("INFO");
+    // tracing's levels and targets are static: one call site for each.
+    macro_rules! at_level {
+        ($($event:tt)*) => {
+            match level {
+                "DEBUG" => tracing::debug!($($event)*),
+                "INFO" => tracing::info!($($event)*),
+                "WARNING" => tracing::warn!($($event)*),
+                _ => tracing::error!($($event)*),
+            }
+        };
+    }
+    match instance {
+        Some(instance) => at_level!(
+            target: "maubot.instance", plugin = %plugin_id, instance, python_logger, "{text}"
+        ),
+        None => at_level!(target: "maubot.plugin", plugin = %plugin_id, python_logger, "{text}"),
     }
 }

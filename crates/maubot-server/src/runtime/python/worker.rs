@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::env::Prepared;
 use crate::runtime::RuntimeError;
@@ -24,6 +24,13 @@ pub const PROTOCOL_VERSION: u64 = 1;
 
 /// How long a new worker may take to say hello (imports of mautrix and aiohttp).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest message a worker may send: a media upload of up to about 140 MiB, as base64.
+/// Longer ones are dropped unread, so a plugin cannot make the server buffer without end.
+const MAX_MESSAGE: usize = 192 * 1024 * 1024;
+/// The longest line of a worker's own output that is logged; the rest of it is dropped.
+const MAX_OUTPUT_LINE: usize = 16 * 1024;
+/// Requests of one worker the server works on at once; further ones wait to be read.
+const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 
 /// Requests and notifications the worker sends.
 #[async_trait]
@@ -293,9 +300,15 @@ async fn read_loop(
     plugin_id: String,
 ) {
     let mut hello = Some(hello);
-    let mut lines = BufReader::new(read).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+    while let Ok(Some(complete)) = next_line(&mut reader, &mut line, MAX_MESSAGE).await {
+        if !complete {
+            tracing::warn!(target: crate::runtime::SECURITY, plugin = %plugin_id, limit = MAX_MESSAGE, "The Python worker sent a message over the limit; dropped");
+            continue;
+        }
+        let Ok(message) = serde_json::from_slice::<Value>(&line) else {
             tracing::warn!(target: LOG, plugin = %plugin_id, "The Python worker sent a line that is not JSON");
             continue;
         };
@@ -308,6 +321,9 @@ async fn read_loop(
             }
             (Some(method), None) => inbound.notify(method, message["params"].clone()),
             (Some(method), Some(id)) => {
+                let Ok(slot) = Arc::clone(&in_flight).acquire_owned().await else {
+                    break;
+                };
                 let inbound = Arc::clone(&inbound);
                 let out = out.clone();
                 let method = method.to_owned();
@@ -320,6 +336,7 @@ async fn read_loop(
                         }
                     };
                     let _ = out.send(reply.to_string());
+                    drop(slot);
                 });
             }
             (None, Some(id)) => {
@@ -384,14 +401,79 @@ async fn watch_process(
     }
 }
 
+/// Reads one line, without its newline, into `line`: `Some(true)`, or `Some(false)` for a line
+/// longer than `max`, which is read to its end but not kept. `None` at the end of the stream.
+async fn next_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let mut complete = true;
+    let mut read_any = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(read_any.then_some(complete));
+        }
+        read_any = true;
+        let (piece, used, end) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (&available[..at], at + 1, true),
+            None => (available, available.len(), false),
+        };
+        if complete && line.len() + piece.len() <= max {
+            line.extend_from_slice(piece);
+        } else {
+            complete = false;
+            line.clear();
+        }
+        reader.consume(used);
+        if end {
+            return Ok(Some(complete));
+        }
+    }
+}
+
 /// The worker's own output: stray prints and Python's crash reports.
 async fn log_output(plugin_id: String, stream: impl AsyncRead + Unpin, stderr: bool) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut reader = BufReader::new(stream);
+    let mut bytes = Vec::new();
+    while let Ok(Some(complete)) = next_line(&mut reader, &mut bytes, MAX_OUTPUT_LINE).await {
+        let line = if complete {
+            String::from_utf8_lossy(&bytes)
+        } else {
+            "(a line longer than 16 KiB, dropped)".into()
+        };
         if stderr {
             tracing::warn!(target: LOG, plugin = %plugin_id, "{line}");
         } else {
             tracing::info!(target: LOG, plugin = %plugin_id, "{line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_over_the_limit_are_read_past_not_kept() {
+        let input: &[u8] = b"short\n0123456789abcdef\nafter\nend";
+        // A small buffer, so that the long line arrives in pieces.
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut line = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(complete) = next_line(&mut reader, &mut line, 8).await.expect("reads") {
+            seen.push((complete, String::from_utf8(line.clone()).expect("utf-8")));
+        }
+        assert_eq!(
+            seen,
+            [
+                (true, "short".to_owned()),
+                (false, String::new()),
+                (true, "after".to_owned()),
+                (true, "end".to_owned()),
+            ]
+        );
     }
 }
