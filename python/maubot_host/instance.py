@@ -146,12 +146,14 @@ class Instance:
         if not params or not params.get("url"):
             raise RPCError("The plugin needs a database, but the server gave none")
         url = URL(params["url"])
-        # asyncpg's "internal client error" would otherwise exit the whole worker.
-        db_args = (
-            {"meow_exit_on_ice": False}
-            if url.scheme.startswith(("postgres", "cockroach"))
-            else None
-        )
+        db_args: dict[str, Any]
+        if url.scheme.startswith(("postgres", "cockroach")):
+            # asyncpg's "internal client error" would otherwise exit the whole worker.
+            db_args = {"meow_exit_on_ice": False}
+        else:
+            # The sandbox grants the database file and its journal, not their folder: WAL's
+            # `-wal` and `-shm` files could not be created, the kept journal can.
+            db_args = {"init_commands": ["PRAGMA journal_mode = TRUNCATE"]}
         from mautrix.util.async_db import Database
 
         try:

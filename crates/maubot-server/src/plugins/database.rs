@@ -1,11 +1,18 @@
-//! Browsing and querying an instance's SQLite database for the web UI (behaviour reference §1.7).
-//! The server opens the file next to the plugin, which keeps its own connection.
+//! Instances' SQLite databases: made ready for a sandboxed worker, and browsed and queried for
+//! the web UI (the instance database routes). The server opens the file next to the plugin,
+//! which keeps its own connection.
+//!
+//! A worker's sandbox grants it its database files, not the folder they are in (which holds
+//! other instances' databases and, by default, the plugin archives), so it cannot create or
+//! delete files there. Its databases therefore use the rollback journal in `TRUNCATE` mode,
+//! which keeps the journal file, never WAL, whose `-wal` and `-shm` files come and go; the
+//! server creates both files before the worker starts and uses the same mode.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow};
 use sqlx::{
     Column as _, ConnectOptions as _, Connection as _, Row as _, TypeInfo as _, ValueRef as _,
 };
@@ -15,13 +22,67 @@ use sqlx::{
 #[error("{0}")]
 pub struct SqlError(pub String);
 
+/// The journal next to a database file.
+pub fn journal_of(path: &Path) -> PathBuf {
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    journal.into()
+}
+
+/// Makes an instance's database file and its journal exist, and takes a database out of WAL
+/// mode (as maubot's and sqlx's defaults leave them). Returns both paths, for the sandbox.
+pub async fn prepare_file(path: &Path) -> Result<[PathBuf; 2], SqlError> {
+    let journal = journal_of(path);
+    let io = |e: std::io::Error| SqlError(format!("{}: {e}", path.display()));
+    for file in [path, &journal] {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(io)?;
+    }
+    // Bytes 18 and 19 of the header are 2 in WAL mode.
+    let mut header = [0u8; 20];
+    let is_wal = {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        file.read_exact(&mut header).is_ok() && header[18] == 2
+    };
+    if is_wal {
+        tracing::info!(target: "maubot.instance", path = %path.display(), "Switching an instance database from WAL to a rollback journal");
+        let conn = connect(path).await?;
+        conn.close().await.map_err(|e| SqlError(e.to_string()))?;
+    }
+    Ok([path.to_owned(), journal])
+}
+
 async fn connect(path: &Path) -> Result<sqlx::SqliteConnection, SqlError> {
-    SqliteConnectOptions::new()
+    let mut conn = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
+        .journal_mode(SqliteJournalMode::Truncate)
         .connect()
         .await
-        .map_err(|e| SqlError(e.to_string()))
+        .map_err(|e| SqlError(e.to_string()))?;
+    forbid_attach(&mut conn).await?;
+    Ok(conn)
+}
+
+/// No `ATTACH DATABASE` through the query route: an admin could otherwise read any SQLite file
+/// the server can (the main database's access tokens) through an instance database.
+async fn forbid_attach(conn: &mut sqlx::SqliteConnection) -> Result<(), SqlError> {
+    let mut handle = conn
+        .lock_handle()
+        .await
+        .map_err(|e| SqlError(e.to_string()))?;
+    let raw = handle.as_raw_handle().as_ptr();
+    // SAFETY: `raw` is the open connection `handle` holds locked for the duration of the call;
+    // `sqlite3_limit` only sets a limit of that connection.
+    #[allow(unsafe_code)]
+    unsafe {
+        libsqlite3_sys::sqlite3_limit(raw, libsqlite3_sys::SQLITE_LIMIT_ATTACHED, 0);
+    }
+    Ok(())
 }
 
 /// `{"<table>": {"columns": {"<column>": {"type", "nullable", "default", "primary"}}}}`, every

@@ -855,7 +855,15 @@ impl PluginHost {
                     .change(id, |r| r.database_engine = Some("sqlite".into()))
                     .await;
             }
-            database_url = Some(format!("sqlite:{}", self.database_path(id).display()));
+            let path = self.database_path(id);
+            if let Err(err) = database::prepare_file(&path).await {
+                let reason = RuntimeError::Unavailable(format!(
+                    "The instance's database cannot be prepared: {err}"
+                ));
+                self.start_failed(id, &reason, false).await;
+                return Err(reason);
+            }
+            database_url = Some(format!("sqlite:{}", path.display()));
         }
         let bot_record = bot.record();
         let start = InstanceStart {
@@ -1093,6 +1101,41 @@ impl Callbacks {
 
 #[async_trait]
 impl RuntimeHost for Callbacks {
+    async fn database_files(&self) -> Vec<PathBuf> {
+        let Some(host) = self.host.upgrade() else {
+            return Vec::new();
+        };
+        let ids: Vec<String> = {
+            let state = lock(&host.state);
+            let uses_database = state
+                .plugins
+                .get(&self.plugin)
+                .is_some_and(|p| p.file.meta.database);
+            state
+                .instances
+                .values()
+                .filter(|i| uses_database && i.record.plugin == self.plugin)
+                .filter(|i| {
+                    i.record
+                        .database_engine
+                        .as_deref()
+                        .is_none_or(|e| e == "sqlite")
+                })
+                .map(|i| i.record.id.clone())
+                .collect()
+        };
+        let mut files = Vec::new();
+        for id in ids {
+            match database::prepare_file(&host.database_path(&id)).await {
+                Ok(pair) => files.extend(pair),
+                Err(err) => {
+                    tracing::warn!(target: LOG, instance = %id, error = %err, "Cannot prepare the instance's database");
+                }
+            }
+        }
+        files
+    }
+
     async fn matrix_request(&self, instance_id: &str, request: MatrixRequest) -> MatrixResponse {
         let Some(host) = self.host.upgrade() else {
             return MatrixResponse::json(

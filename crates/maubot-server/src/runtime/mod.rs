@@ -143,6 +143,10 @@ pub trait LoadedPlugin: Send + Sync + std::fmt::Debug {
 /// What the server offers a running plugin.
 #[async_trait]
 pub trait RuntimeHost: Send + Sync + std::fmt::Debug {
+    /// The database files of the plugin's instances that use SQLite, made ready to be opened
+    /// (a sandboxed worker is granted these files only).
+    async fn database_files(&self) -> Vec<PathBuf>;
+
     /// A Matrix client-server API request, made as the instance's bot.
     async fn matrix_request(&self, instance_id: &str, request: MatrixRequest) -> MatrixResponse;
 

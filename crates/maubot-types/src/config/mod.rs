@@ -416,6 +416,14 @@ pub struct PythonHost {
     pub ping_interval: f64,
     /// Seconds a worker may take to answer a liveness check before it is killed and restarted.
     pub ping_timeout: f64,
+    /// Confine each worker with Landlock (Linux 5.13 or newer): it can read only the system's
+    /// libraries, its Python and its plugin, and write only its instances' databases and a
+    /// private temporary folder. Turn off only for plugins that must reach other files.
+    pub sandbox: bool,
+    /// More files or folders every worker may read (for plugins that read local files).
+    pub sandbox_read: Vec<String>,
+    /// More folders every worker may read and write.
+    pub sandbox_write: Vec<String>,
 }
 
 impl Default for PythonHost {
@@ -426,6 +434,9 @@ impl Default for PythonHost {
             start_timeout: 60.0,
             ping_interval: 10.0,
             ping_timeout: 10.0,
+            sandbox: true,
+            sandbox_read: Vec::new(),
+            sandbox_write: Vec::new(),
         }
     }
 }

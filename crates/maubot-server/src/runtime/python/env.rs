@@ -34,6 +34,27 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// What a worker reads and runs of the environment: the venv (with the plugin dependencies
+    /// and the embedded packages) and the Python installation it was made from.
+    pub fn readable(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.venv.clone()];
+        paths.extend(self.pythonpath.iter().cloned());
+        // `home` in pyvenv.cfg is the `bin` folder of the Python the venv was made from.
+        let config = std::fs::read_to_string(self.venv.join("pyvenv.cfg")).unwrap_or_default();
+        let home = config.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == "home").then(|| PathBuf::from(value.trim()))
+        });
+        let real = std::fs::canonicalize(&self.python).ok();
+        for bin in home
+            .into_iter()
+            .chain(real.as_deref().and_then(Path::parent).map(Path::to_owned))
+        {
+            paths.extend(bin.parent().map(Path::to_owned));
+        }
+        paths
+    }
+
     /// The environment for a plugin that lists `dependencies` (pip requirements) in its
     /// `maubot.yaml`: they are installed once per distinct list into a directory of their own,
     /// with the host's pinned packages as constraints (so a plugin cannot swap mautrix or

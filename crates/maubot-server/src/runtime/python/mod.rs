@@ -6,9 +6,11 @@
 //! the worker is started again with backoff (1 s doubling to 60 s) with the same instances.
 
 mod env;
+mod sandbox;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use maubot_types::config::PythonHost;
 use serde_json::{Value, json};
 
 use self::env::Environment;
+use self::sandbox::{Grants, Sandbox};
 use self::worker::{Inbound, Worker};
 use super::{
     InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
@@ -71,6 +74,7 @@ impl PluginRuntime for PythonRuntime {
             restarting: Mutex::new(BTreeMap::new()),
             admitted: Mutex::new(BTreeSet::new()),
             served: Mutex::new(BTreeSet::new()),
+            granted: Mutex::new(None),
         })
     }
 }
@@ -102,6 +106,8 @@ struct PythonPlugin {
     /// Every instance ever admitted: a record its leftover tasks log after its stop is the
     /// plugin's, not an attack.
     served: Mutex<BTreeSet<String>>,
+    /// The database files the current worker's sandbox grants; `None` without a sandbox.
+    granted: Mutex<Option<BTreeSet<PathBuf>>>,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -163,7 +169,30 @@ impl PythonPlugin {
         let inbound: Arc<dyn Inbound> = Arc::new(Callbacks {
             plugin: self.this.clone(),
         });
-        let worker = Worker::spawn(&prepared, self.id(), inbound).await?;
+        let home = tempfile::Builder::new()
+            .prefix("maubot-worker-")
+            .tempdir()
+            .map_err(|e| {
+                RuntimeError::Unavailable(format!(
+                    "cannot create the worker's temporary folder: {e}"
+                ))
+            })?;
+        let databases = self.host.database_files().await;
+        let sandbox = if self.settings.sandbox {
+            let mut grants =
+                Grants::system(&self.settings.sandbox_read, &self.settings.sandbox_write);
+            grants.read.extend(prepared.readable());
+            grants.read.push(self.code.path.clone());
+            grants.write_files.extend(databases.iter().cloned());
+            grants.write_dirs.push(home.path().to_owned());
+            Sandbox::new(&grants).map_err(|e| {
+                RuntimeError::Unavailable(format!("cannot set up the worker's sandbox: {e}"))
+            })?
+        } else {
+            None
+        };
+        *lock(&self.granted) = sandbox.is_some().then(|| databases.into_iter().collect());
+        let worker = Worker::spawn(&prepared, self.id(), inbound, home, sandbox.as_ref()).await?;
         let params = json!({
             "path": self.code.path,
             "meta": self.code.meta.to_json(),
@@ -217,9 +246,11 @@ impl PythonPlugin {
     async fn worker_died(&self, worker: &Arc<Worker>, reason: String, lived: Duration) {
         {
             let mut current = lock(&self.worker);
-            if current.as_ref().is_some_and(|w| Arc::ptr_eq(w, worker)) {
-                *current = None;
+            // A worker let go or replaced before it ended: its instances are not its any more.
+            if !current.as_ref().is_some_and(|w| Arc::ptr_eq(w, worker)) {
+                return;
             }
+            *current = None;
         }
         lock(&self.admitted).clear();
         if reason.is_empty() {
@@ -285,6 +316,51 @@ impl PythonPlugin {
             tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
         }
         lock(&self.admitted).remove(instance_id);
+    }
+
+    /// Whether the current worker's sandbox grants `instance`'s database (an instance created,
+    /// renamed or moved to this plugin after the worker started is not granted).
+    fn sandbox_grants(&self, instance: &InstanceStart) -> bool {
+        let file = instance
+            .database_url
+            .as_deref()
+            .and_then(|url| url.strip_prefix("sqlite:"))
+            .map(Path::new);
+        match (lock(&self.granted).as_ref(), file) {
+            (Some(granted), Some(file)) => granted.contains(file),
+            _ => true,
+        }
+    }
+
+    /// Replaces `old` by a worker whose sandbox grants every database of the plugin's instances
+    /// as they are now, and starts the instances that ran in `old` in it. Call with `ops` held.
+    async fn respawn(&self, old: Arc<Worker>) -> Result<Arc<Worker>, RuntimeError> {
+        tracing::info!(target: LOG, plugin = %self.id(), "Restarting the Python worker to grant a new instance's database");
+        let moving: Vec<InstanceStart> = std::mem::take(&mut *lock(&self.running))
+            .into_values()
+            .collect();
+        for instance in &moving {
+            self.stop_in(&old, &instance.instance_id).await;
+        }
+        *lock(&self.worker) = None;
+        old.shut_down().await;
+        let worker = match self.worker().await {
+            Ok(worker) => worker,
+            Err(err) => {
+                for instance in moving {
+                    self.host
+                        .instance_gave_up(&instance.instance_id, err.clone());
+                }
+                return Err(err);
+            }
+        };
+        for instance in moving {
+            let id = instance.instance_id.clone();
+            if let Err(err) = self.start_in(&worker, instance).await {
+                self.host.instance_gave_up(&id, err);
+            }
+        }
+        Ok(worker)
     }
 
     /// Lets the worker go when no instance runs in it or waits for it.
@@ -354,10 +430,13 @@ impl LoadedPlugin for PythonPlugin {
     async fn start(&self, instance: InstanceStart) -> Result<Started, RuntimeError> {
         let _ops = self.ops.lock().await;
         lock(&self.restarting).remove(&instance.instance_id);
-        let worker = self.worker().await?;
+        let mut worker = self.worker().await?;
         if lock(&self.running).remove(&instance.instance_id).is_some() {
             // Started again: stopped first, so that the plugin starts afresh.
             self.stop_in(&worker, &instance.instance_id).await;
+        }
+        if !self.sandbox_grants(&instance) {
+            worker = self.respawn(worker).await?;
         }
         let result = self.start_in(&worker, instance).await;
         if result.is_err() {

@@ -14,6 +14,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::env::Prepared;
+use super::sandbox::{self, Sandbox};
 use crate::runtime::RuntimeError;
 use crate::sync::lock;
 
@@ -52,14 +53,19 @@ pub struct Worker {
     /// Set once, with the reason, when the worker is gone.
     dead: watch::Receiver<Option<String>>,
     kill: mpsc::UnboundedSender<String>,
+    /// The worker's home, temporary and working folder; removed with the worker.
+    _home: tempfile::TempDir,
 }
 
 impl Worker {
-    /// Starts `python -m maubot_host` and waits for its hello.
+    /// Starts `python -m maubot_host` in `sandbox` (if any), with `home` as its home, temporary
+    /// and working folder and nothing of the server's environment, and waits for its hello.
     pub async fn spawn(
         env: &Prepared,
         plugin_id: &str,
         inbound: Arc<dyn Inbound>,
+        home: tempfile::TempDir,
+        sandbox: Option<&Sandbox>,
     ) -> Result<Arc<Worker>, RuntimeError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RuntimeError::Unavailable(format!("cannot create a socket: {e}")))?;
@@ -71,10 +77,9 @@ impl Worker {
             .map_err(|e| RuntimeError::Unavailable(format!("invalid PYTHONPATH: {e}")))?;
         let mut command = Command::new(&env.python);
         // The server's own settings (its secrets among them) are not the plugin's business.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("MAUBOT_") {
-                command.env_remove(key);
-            }
+        sandbox::minimal_environment(&mut command, home.path());
+        if let Some(sandbox) = sandbox {
+            sandbox.confine(&mut command);
         }
         let mut child = command
             .args(["-m", "maubot_host"])
@@ -147,6 +152,7 @@ impl Worker {
             next_id: AtomicU64::new(1),
             dead,
             kill,
+            _home: home,
         });
         let hello = tokio::select! {
             hello = tokio::time::timeout(HELLO_TIMEOUT, hello_rx) => hello,
