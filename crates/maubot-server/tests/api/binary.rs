@@ -40,7 +40,7 @@ fn output_of_exiting(command: &mut Command) -> std::process::Output {
 
 /// Starts the server in `dir` on a free port (by environment override) and returns it with the
 /// address it reports and its standard error.
-fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Log) {
+pub(crate) fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Log) {
     let mut child = maubot(dir)
         .env("MAUBOT_SERVER__PORT", "0")
         .envs(extra_env.iter().copied())
@@ -74,7 +74,7 @@ fn spawn(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Log) {
     (child, addr, log)
 }
 
-fn terminate(mut child: Child) -> String {
+pub(crate) fn terminate(mut child: Child) -> String {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -137,6 +137,12 @@ async fn first_start_writes_a_config_and_later_starts_leave_it_alone() {
             0,
             "the config holds the secret; others must not read it"
         );
+        // The database holds the bots' access tokens.
+        let mode = std::fs::metadata(dir.path().join("maubot.db"))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "maubot.db must be private");
     }
 
     // Second start: the secret works, nothing is printed, the file is untouched even though the

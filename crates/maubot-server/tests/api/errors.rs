@@ -96,22 +96,22 @@ async fn malformed_bodies_are_400(server: &TestServer) {
 }
 
 async fn oversized_bodies_are_413_without_being_read(server: &TestServer) {
-    // The test server's limit is 4 KiB.
-    let big = json!({ "secret": "x".repeat(8 * 1024) });
+    // Routes that need no token take 16 KiB, whatever `server.max_body_size` says (4 KiB here).
+    let big = json!({ "secret": "x".repeat(32 * 1024) });
     let answer = server.post_json("/auth/login", None, big).await;
     assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "unhandled_http_413");
     assert!(
         answer.1["error"]
             .as_str()
             .unwrap_or_default()
-            .contains("4096"),
+            .contains("16384"),
         "{}",
         answer.1
     );
 
     // A chunked body announces no length; it is cut off once it passes the limit.
     let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
-    let chunk = "y".repeat(6000);
+    let chunk = "y".repeat(20_000);
     write!(
         stream,
         "POST /_matrix/maubot/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
@@ -122,6 +122,29 @@ async fn oversized_bodies_are_413_without_being_read(server: &TestServer) {
     let _ = stream.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(response.contains("unhandled_http_413"), "{response}");
+
+    // JSON routes behind a token take `server.max_json_body_size` (1 MiB by default), not the
+    // uploads' `max_body_size`.
+    let token = server.root_token().await;
+    let config = "x".repeat(1024 * 1024);
+    let answer = server
+        .send(
+            server
+                .http
+                .put(server.api("/instance/too-big"))
+                .body(json!({ "config": config }).to_string()),
+            Some(&token),
+        )
+        .await;
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "unhandled_http_413");
+    assert!(
+        answer.1["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1048576")
+    );
+    let (status, _) = server.get("/instance/too-big", Some(&token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was created");
 }
 
 async fn outside_the_api(server: &TestServer) {

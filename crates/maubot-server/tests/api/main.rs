@@ -8,6 +8,8 @@ mod binary;
 mod clients;
 mod database;
 mod errors;
+mod limits;
 mod logs;
 mod plugins;
+mod security;
 mod synapse;

@@ -80,7 +80,7 @@ async fn upload(
         .await
 }
 
-async fn put_instance(
+pub(crate) async fn put_instance(
     server: &TestServer,
     token: &str,
     id: &str,
@@ -416,14 +416,14 @@ async fn plugin_and_instance_routes_refuse_bad_input(server: &TestServer) {
 // ----- with Synapse and the Python plugin host -----
 
 /// A tester (a plain Matrix user) in a room with the bot.
-struct Room {
+pub(crate) struct Room {
     synapse: &'static Synapse,
-    tester: RegisteredUser,
-    id: String,
+    pub(crate) tester: RegisteredUser,
+    pub(crate) id: String,
 }
 
 impl Room {
-    async fn with_bot(synapse: &'static Synapse, bot_id: &str) -> Room {
+    pub(crate) async fn with_bot(synapse: &'static Synapse, bot_id: &str) -> Room {
         let name = unique("tester");
         let tester = synapse
             .register(&name, "tester-password", false)
@@ -441,7 +441,7 @@ impl Room {
         }
     }
 
-    async fn say(&self, text: &str) -> String {
+    pub(crate) async fn say(&self, text: &str) -> String {
         let path = format!("rooms/{}/send/m.room.message/{}", self.id, unique("txn"));
         let sent = matrix_call(
             self.synapse,
@@ -458,7 +458,7 @@ impl Room {
     }
 
     /// The first message from `sender` after `after` (an event ID) that `check` accepts.
-    async fn message_from(
+    pub(crate) async fn message_from(
         &self,
         sender: &str,
         what: &str,
@@ -488,7 +488,7 @@ impl Room {
     }
 
     /// Says `text` and waits for the bot's reply to it with `body`.
-    async fn expect_reply(&self, bot: &str, text: &str, body: &str) -> Value {
+    pub(crate) async fn expect_reply(&self, bot: &str, text: &str, body: &str) -> Value {
         let asked = self.say(text).await;
         self.message_from(bot, &format!("reply {body:?} to {text:?}"), |e| {
             e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == asked.as_str()
@@ -518,13 +518,13 @@ async fn wait_for_instance(
     panic!("instance {id} never got {what}");
 }
 
-async fn upload_plugin(server: &TestServer, token: &str, name: &str) -> Value {
+pub(crate) async fn upload_plugin(server: &TestServer, token: &str, name: &str) -> Value {
     let (status, plugin) = upload(server, token, mbp(name), "?allow_override=true").await;
     assert!(status.is_success(), "{status}: {plugin}");
     plugin
 }
 
-async fn create_instance(
+pub(crate) async fn create_instance(
     server: &TestServer,
     token: &str,
     id: &str,
@@ -542,7 +542,7 @@ async fn create_instance(
     instance
 }
 
-async fn python_server(test: &str) -> (TestServer, &'static Synapse) {
+pub(crate) async fn python_server(test: &str) -> (TestServer, &'static Synapse) {
     server_with_synapse(Backend::Sqlite, test)
         .await
         .expect("sqlite")
