@@ -44,6 +44,9 @@ impl ClientManager {
             bots: RwLock::new(BTreeMap::new()),
         });
         let records = store::all(&manager.db).await?;
+        manager
+            .stores
+            .migrate_legacy_folders(records.iter().map(|r| r.id.as_str()));
         let mut bots = manager.bots.write().await;
         for record in records {
             let id = record.id.clone();

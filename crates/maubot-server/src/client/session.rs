@@ -42,8 +42,23 @@ impl StoreLocation {
         hasher.finalize().into()
     }
 
+    /// The store folder of `user_id`: every byte but ASCII letters, digits, `-` and `.` written
+    /// as `_` and two hex digits, so that distinct user IDs never share a folder.
     fn path_for(&self, user_id: &str) -> PathBuf {
-        // User IDs contain `@` and `:`; keep file names portable.
+        let mut name = String::with_capacity(user_id.len() + 8);
+        for byte in user_id.bytes() {
+            if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.' {
+                name.push(char::from(byte));
+            } else {
+                name.push_str(&format!("_{byte:02x}"));
+            }
+        }
+        self.dir.join(name)
+    }
+
+    /// The folder earlier versions used, which mapped every other character to `_` (so `@a=b`
+    /// and `@a_b` collided).
+    fn legacy_path_for(&self, user_id: &str) -> PathBuf {
         let name: String = user_id
             .chars()
             .map(|c| {
@@ -55,6 +70,43 @@ impl StoreLocation {
             })
             .collect();
         self.dir.join(name)
+    }
+
+    /// Moves the stores of `user_ids` from their legacy folders to their new ones. A legacy
+    /// folder that two of them map to cannot be told apart and is left alone (its bots start
+    /// with new keys, as a moved store would not open for the wrong one anyway).
+    pub fn migrate_legacy_folders<'a>(&self, user_ids: impl IntoIterator<Item = &'a str>) {
+        let mut owners: std::collections::BTreeMap<PathBuf, Vec<&str>> = Default::default();
+        for user_id in user_ids {
+            owners
+                .entry(self.legacy_path_for(user_id))
+                .or_default()
+                .push(user_id);
+        }
+        for (legacy, users) in owners {
+            let [user_id] = users.as_slice() else {
+                if legacy.exists() {
+                    tracing::warn!(
+                        target: "maubot.client", folder = %legacy.display(), users = ?users,
+                        "A bot store folder of an earlier version belongs to one of several bots and is not moved"
+                    );
+                }
+                continue;
+            };
+            let new = self.path_for(user_id);
+            if legacy == new || !legacy.exists() || new.exists() {
+                continue;
+            }
+            match std::fs::rename(&legacy, &new) {
+                Ok(()) => tracing::info!(
+                    target: "maubot.client", client = %user_id, "Moved the bot's store to its new folder name"
+                ),
+                Err(err) => tracing::warn!(
+                    target: "maubot.client", client = %user_id, error = %err,
+                    "Could not move the bot's store to its new folder name"
+                ),
+            }
+        }
     }
 }
 
@@ -176,4 +228,42 @@ async fn open(
         .await
         .map_err(|e| format!("{e:?}"))?;
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_folders_of_distinct_users_differ() {
+        let stores = StoreLocation {
+            dir: PathBuf::from("/stores"),
+            pickle_key: Secret::new("k"),
+        };
+        let name = |user: &str| stores.path_for(user).display().to_string();
+        // Regression: both were `_a_b_hs`, and the second bot's store would not open.
+        assert_ne!(name("@a=b:hs"), name("@a_b:hs"));
+        assert_eq!(name("@bot.1-x:hs"), "/stores/_40bot.1-x_3ahs");
+        assert_eq!(name("@a_b:hs"), "/stores/_40a_5fb_3ahs");
+    }
+
+    #[test]
+    fn legacy_store_folders_move_unless_ambiguous() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stores = StoreLocation {
+            dir: dir.path().to_owned(),
+            pickle_key: Secret::new("k"),
+        };
+        std::fs::create_dir_all(dir.path().join("_x_hs")).expect("legacy folder");
+        std::fs::write(dir.path().join("_x_hs/store"), "keys").expect("store");
+        std::fs::create_dir_all(dir.path().join("_a_b_hs")).expect("ambiguous folder");
+        stores.migrate_legacy_folders(["@x:hs", "@a=b:hs", "@a_b:hs"]);
+        assert_eq!(
+            std::fs::read_to_string(stores.path_for("@x:hs").join("store")).expect("moved"),
+            "keys"
+        );
+        assert!(!dir.path().join("_x_hs").exists());
+        assert!(dir.path().join("_a_b_hs").exists(), "ambiguous: left alone");
+        assert!(!stores.path_for("@a=b:hs").exists());
+    }
 }

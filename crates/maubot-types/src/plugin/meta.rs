@@ -276,7 +276,9 @@ impl<'de> Deserialize<'de> for DatabaseType {
 /// maubot does not check IDs at all, but it (and maubot-rs) writes them into paths:
 /// `{upload dir}/{id}-v{version}.mbp`, plugin web paths, instance data directories. So an ID
 /// here must be non-empty, at most [`PluginId::MAX_LEN`] bytes, and contain no `/`, `\` or NUL,
-/// and it cannot be `.` or `..`.
+/// and it cannot be `.` or `..`. IDs also show in logs, terminals and the web UI, so control
+/// characters (line feeds, terminal escapes) and invisible formatting characters (bidi
+/// overrides, zero-width characters) are refused too.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PluginId(String);
@@ -295,6 +297,11 @@ pub enum PluginIdError {
         "the plugin ID `{0}` cannot be used as a file name (no `/`, `\\` or NUL, not `.` or `..`)"
     )]
     NotAFileName(String),
+    /// The ID holds a control or invisible formatting character (shown escaped).
+    #[error(
+        "the plugin ID {0:?} contains a control or invisible character; use printable characters, e.g. `com.example.myplugin`"
+    )]
+    NotPrintable(String),
 }
 
 impl PluginId {
@@ -313,6 +320,9 @@ impl PluginId {
         if id == "." || id == ".." || id.contains(['/', '\\', '\0']) {
             return Err(PluginIdError::NotAFileName(id.to_owned()));
         }
+        if id.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+            return Err(PluginIdError::NotPrintable(id.to_owned()));
+        }
         Ok(PluginId(id.to_owned()))
     }
 
@@ -320,6 +330,23 @@ impl PluginId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Unicode format characters (category Cf) that change how text around them is shown without
+/// showing themselves: bidi controls, zero-width characters, the byte order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 impl fmt::Display for PluginId {
@@ -635,6 +662,19 @@ database: false
     fn plugin_ids() {
         assert!(PluginId::parse("xyz.maubot.echo").is_ok());
         assert!(PluginId::parse("with space-and_ünïcode").is_ok());
+        for bad in [
+            "a\nb",
+            "a\u{1b}[31mb",
+            "a\u{202E}b",
+            "a\u{200B}b",
+            "\u{FEFF}a",
+            "a\tb",
+        ] {
+            assert!(
+                matches!(PluginId::parse(bad), Err(PluginIdError::NotPrintable(_))),
+                "{bad:?}"
+            );
+        }
         assert_eq!(PluginId::parse(""), Err(PluginIdError::Empty));
         assert_eq!(
             PluginId::parse(&"a".repeat(201)),
