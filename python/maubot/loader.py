@@ -3,6 +3,9 @@
 An `.mbp` file is a ZIP archive with `maubot.yaml`, the plugin's top-level modules (`name.py` or
 `name/__init__.py`) and any extra files. The modules are imported into the global `sys.modules`
 (one worker hosts one plugin, so their names cannot clash with another plugin's).
+
+`PluginLoader.id_cache`, in maubot every loaded plugin by ID, stays empty here: the worker knows
+only its own plugin, and that one is `self.loader`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import traceback
 import zipfile
 import zipimport
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from mautrix.types import ExtensibleEnum
 from packaging.version import InvalidVersion, Version
@@ -114,7 +117,18 @@ class PluginMeta:
         return f"PluginMeta(id={self.id!r}, version={str(self.version)!r})"
 
 
-class PluginLoadError(Exception):
+PluginClass = TypeVar("PluginClass")
+
+
+class IDConflictError(Exception):
+    """Another archive already has this plugin ID."""
+
+
+class MaubotZipImportError(Exception):
+    """An `.mbp` archive could not be read or imported."""
+
+
+class PluginLoadError(MaubotZipImportError):
     """The plugin's code could not be loaded; the message is worded as maubot words it."""
 
     def __init__(self, message: str, details: str | None = None) -> None:
@@ -152,7 +166,17 @@ class BasePluginLoader(ABC):
         pass
 
 
-class ZippedPluginLoader(BasePluginLoader):
+class PluginLoader(BasePluginLoader):
+    """A loader the server manages, and the registry of them by plugin ID (empty here)."""
+
+    id_cache: ClassVar[dict[str, PluginLoader]] = {}
+
+    @classmethod
+    def find(cls, plugin_id: str) -> PluginLoader:
+        return cls.id_cache[plugin_id]
+
+
+class ZippedPluginLoader(PluginLoader):
     """An `.mbp` archive: its files, and the import of its modules."""
 
     def __init__(self, path: str, meta: PluginMeta) -> None:

@@ -246,3 +246,8 @@ class MaubotMatrixClient(Client):
         if isinstance(event, MessageEvent):
             return MaubotMessageEvent(event, self)
         return event
+
+
+# maubot's names for the plaintext renderer `parse_formatted` uses.
+HumanReadableString = _PlaintextString
+MaubotHTMLParser = _PlaintextParser

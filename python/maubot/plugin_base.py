@@ -1,14 +1,14 @@
-"""`Plugin`, the base class of every maubot plugin, and its scheduler."""
+"""`Plugin`, the base class of every maubot plugin."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import ClientSession
 from yarl import URL
+
+from .scheduler import BasicScheduler
 
 if TYPE_CHECKING:
     from mautrix.util.async_db import Database, UpgradeTable
@@ -18,74 +18,6 @@ if TYPE_CHECKING:
     from .loader import BasePluginLoader
     from .matrix import MaubotMatrixClient
     from .plugin_server import PluginWebApp
-
-
-class BasicScheduler:
-    """Timers of a plugin instance (`self.sched`); all cancelled when the instance stops."""
-
-    def __init__(self, log: logging.Logger) -> None:
-        self.log = log
-        self._tasks: set[asyncio.Task] = set()
-
-    def _keep(self, task: asyncio.Task) -> asyncio.Task:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _call(self, awaitable: Awaitable[Any], catch_errors: bool) -> None:
-        if not catch_errors:
-            await awaitable
-            return
-        try:
-            await awaitable
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.log.exception("Error in scheduled task")
-
-    def run_periodically(
-        self,
-        period: float,
-        func: Callable[[], Awaitable[Any]],
-        run_task_in_background: bool = False,
-        catch_errors: bool = True,
-    ) -> asyncio.Task:
-        """Call `func()` every `period` seconds, the first time after one period.
-
-        With `run_task_in_background`, a slow call does not delay the next one.
-        """
-
-        async def repeat() -> None:
-            while True:
-                await asyncio.sleep(period)
-                if run_task_in_background:
-                    self._keep(asyncio.create_task(self._call(func(), catch_errors)))
-                else:
-                    await self._call(func(), catch_errors)
-
-        return self._keep(asyncio.create_task(repeat()))
-
-    def run_later(
-        self, delay: float, coro: Awaitable[Any], catch_errors: bool = True
-    ) -> asyncio.Task:
-        """Await `coro` after `delay` seconds."""
-
-        async def later() -> None:
-            try:
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                if inspect.iscoroutine(coro):
-                    coro.close()  # never started: no "was never awaited" warning
-                raise
-            await self._call(coro, catch_errors)
-
-        return self._keep(asyncio.create_task(later()))
-
-    def stop(self) -> None:
-        """Cancel every timer."""
-        for task in list(self._tasks):
-            task.cancel()
-        self._tasks.clear()
 
 
 class Plugin:

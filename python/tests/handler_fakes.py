@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Any, TypeVar
 
 from mautrix.types import (
     EventType,
@@ -14,14 +15,34 @@ from mautrix.types import (
     TextMessageEventContent,
 )
 
+P = TypeVar("P")
+
 BOT = "@bot:example.org"
 USER = "@alice:example.org"
 ROOM = "!room:example.org"
 
 
 class FakeClient:
+    """The client a plugin gets: its mxid, and the handlers ``register_handler_class`` adds."""
+
     def __init__(self, mxid: str = BOT) -> None:
         self.mxid = mxid
+        self.handlers: list[tuple[Any, Any]] = []
+
+    def add_event_handler(self, event_type: Any, handler: Any, wait_sync: bool = False) -> None:
+        self.handlers.append((event_type, handler))
+
+    def remove_event_handler(self, event_type: Any, handler: Any) -> None:
+        self.handlers.remove((event_type, handler))
+
+    def handlers_for(self, event_type: Any) -> list[Any]:
+        return [handler for registered, handler in self.handlers if registered == event_type]
+
+    async def dispatch(self, evt: FakeEvent) -> None:
+        """Hand ``evt`` to its handlers one after the other, as mautrix's client would."""
+        for event_type in (evt.type, EventType.ALL):
+            for handler in self.handlers_for(event_type):
+                await handler(evt)
 
 
 class FakeEvent:
@@ -57,9 +78,15 @@ class FakeEvent:
 
 
 def message(
-    body: str, *, msgtype: MessageType = MessageType.TEXT, sender: str = USER
+    body: str,
+    *,
+    msgtype: MessageType = MessageType.TEXT,
+    sender: str = USER,
+    client: FakeClient | None = None,
 ) -> FakeEvent:
-    return FakeEvent(TextMessageEventContent(msgtype=msgtype, body=body), sender=sender)
+    return FakeEvent(
+        TextMessageEventContent(msgtype=msgtype, body=body), sender=sender, client=client
+    )
 
 
 def reaction(key: str, *, sender: str = USER) -> FakeEvent:
@@ -86,6 +113,22 @@ class Registry:
         for event_type in (evt.type, EventType.ALL):
             for handler in self.handlers.get(event_type, []):
                 await handler(evt)
+
+
+def make_plugin(cls: type[P], webapp: Any = None) -> P:
+    """An instance of the plugin class ``cls`` as the host makes it, on a ``FakeClient``."""
+    return cls(
+        client=FakeClient(),
+        loop=None,
+        http=None,
+        instance_id="bot1",
+        log=logging.getLogger("maubot.instance.bot1"),
+        config=None,
+        database=None,
+        webapp=webapp,
+        webapp_url="https://maubot.example.org/_matrix/maubot/plugin/bot1/" if webapp else None,
+        loader=None,
+    )
 
 
 def run(coro: Any) -> Any:

@@ -112,9 +112,10 @@ class Web:
 class WebHandlerTest(unittest.TestCase):
     def test_routes(self) -> None:
         self.assertEqual(Web.status.__mb_web_handler__, [("GET", "/status", {})])
+        # Bottom-up, as in maubot: the lowest decorator's route is added first.
         self.assertEqual(
             Web.items.__mb_web_handler__,
-            [("POST", "/items", {"name": "create"}), ("PUT", "/items/{id}", {})],
+            [("PUT", "/items/{id}", {}), ("POST", "/items", {"name": "create"})],
         )
         self.assertEqual(Web.dav.__mb_web_handler__, [("PROPFIND", "/dav", {})])
         self.assertEqual(Web.View.__mb_web_handler__, [("*", "/view", {})])

@@ -1,29 +1,54 @@
 """Command handlers: ``@command.new``, ``@command.argument`` and ``@command.passive``.
 
-maubot-rs's own implementation, written from the behaviour of maubot 0.6 as described in the
-project's behavioural reference (§7.3): the dispatch order, the argument matching and the usage
-and help texts a plugin's users see are maubot's.
+maubot-rs's own implementation of maubot 0.6's ``maubot.handlers.command``: the dispatch order,
+the argument matching and the usage and help texts a plugin's users see are maubot's, as are the
+``__mb_*__`` attributes plugins' help commands read.
 
-A decorated method becomes a descriptor. Reading it from a plugin instance gives a bound handler:
-an async callable taking one event, with ``__mb_event_handler__`` and ``__mb_event_types__`` for
-``Plugin.register_handler_class``. One handler object serves every instance of the plugin class;
-the instance travels in the bound handler, never in the shared object.
+Reading a command from an object gives a ``BoundCommand``; ``await self.cmd(evt)`` runs the whole
+dispatch for that event (the ``!name`` check included), and ``remaining_val=`` skips the name check
+and parses the given text instead. Arguments are in ``_arguments.py``, passive commands in
+``_passive.py``.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
-from typing import Any, Callable, Iterable, Pattern
+from operator import attrgetter
+from typing import Any, Awaitable, Callable, Iterable, List, Optional, Set, Tuple, Union
 
 from mautrix.types import EventType, MessageType
 
+from ._arguments import (
+    PENDING_ARGUMENTS,
+    Argument,
+    ArgumentSyntaxError,
+    CustomArgument,
+    RegexArgument,
+    SimpleArgument,
+    argument,
+    first_word,
+)
+from ._base import (
+    BoundHandler,
+    HandlerDescriptor,
+    is_own_event,
+    maybe_await,
+    msgtype_allowed,
+)
+from ._passive import passive
+
 __all__ = [
+    "AliasesType",
     "Argument",
     "ArgumentSyntaxError",
+    "BoundCommand",
+    "BoundHandler",
     "CommandHandler",
+    "CommandHandlerDecorator",
+    "CommandHandlerFunc",
     "CustomArgument",
-    "PassiveCommandHandler",
+    "PassiveCommandHandlerDecorator",
+    "PrefixType",
     "RegexArgument",
     "SimpleArgument",
     "argument",
@@ -31,16 +56,19 @@ __all__ = [
     "passive",
 ]
 
-# Arguments declared below ``@command.new`` wait on the plain function under this attribute until
-# ``new`` wraps it.
-_PENDING_ARGUMENTS = "_maubot_rs_pending_arguments"
+# The type names maubot's module offers for annotations.
+CommandHandlerFunc = Callable[..., Awaitable[Any]]
+PrefixType = Optional[Union[str, Callable[[], str], Callable[[Any], str]]]
+AliasesType = Union[
+    List[str], Tuple[str, ...], Set[str], Callable[[str], bool], Callable[[Any, str], bool]
+]
+CommandHandlerDecorator = Callable[[Union["CommandHandler", CommandHandlerFunc]], "CommandHandler"]
+PassiveCommandHandlerDecorator = Callable[[CommandHandlerFunc], CommandHandlerFunc]
 
-_LEADING_WORD = re.compile(r"\S*")
+_SUBCOMMAND_SLOT = "<subcommand> [...]"
 
-
-def _first_word(text: str) -> str:
-    """The leading run of non-whitespace characters ("" for empty or blank-led text)."""
-    return _LEADING_WORD.match(text).group(0)
+# Aliases whose membership test runs no plugin code.
+_PLAIN_ALIASES = (tuple, list, set, frozenset)
 
 
 def _positional_arity(fn: Callable) -> float:
@@ -73,299 +101,55 @@ def _call_with_optional_self(fn: Callable, instance: Any, *args: Any) -> Any:
     return fn(*args)
 
 
-def _enum_key(value: Any) -> Any:
-    """Compare ``MessageType.TEXT`` and ``"m.text"`` alike (mautrix enums are not ``str``)."""
-    return getattr(value, "value", value)
+def _computed(method: str) -> property:
+    """An ``__mb_*__`` attribute: ``CommandHandler.<method>(instance)`` for the bound instance."""
+
+    def get(self: _CommandAttributes) -> Any:
+        command, instance = self._target()
+        return getattr(command, method)(instance)
+
+    return property(get)
 
 
-def _type_key(value: Any) -> Any:
-    """An event type's string, ignoring mautrix's event class (state, message, ...)."""
-    return getattr(value, "t", _enum_key(value))
+class _CommandAttributes:
+    """maubot's ``__mb_*__`` attributes of a command that depend on the plugin instance (a name
+    may come from its config). Read from a bound command they use its instance; read from the
+    class, none (and a name callable needing ``self`` fails, as in maubot)."""
 
+    __slots__ = ()
 
-def _msgtype_allowed(evt: Any, msgtypes: Iterable[Any] | None) -> bool:
-    if msgtypes is None:
-        return True
-    msgtype = _enum_key(getattr(evt.content, "msgtype", None))
-    return msgtype is not None and any(_enum_key(allowed) == msgtype for allowed in msgtypes)
-
-
-def _is_own_event(evt: Any, instance: Any) -> bool:
-    """Whether the bot itself sent ``evt`` (``evt.sender`` against the client's ``mxid``)."""
-    client = getattr(evt, "client", None) or getattr(instance, "client", None)
-    mxid = getattr(client, "mxid", None)
-    return mxid is not None and getattr(evt, "sender", None) == mxid
-
-
-# Aliases whose membership test runs no plugin code.
-_PLAIN_ALIASES = (str, tuple, list, set, frozenset)
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _join_nonempty(*parts: str) -> str:
-    return " ".join(part for part in parts if part)
-
-
-def _with_help(text: str, help_text: str | None) -> str:
-    return f"{text} - {help_text}" if help_text else text
-
-
-# ------------------------------------------------------------------------------------------------
-# Arguments
-
-
-class ArgumentSyntaxError(ValueError):
-    """Raised by an argument's ``match`` to answer the user with ``message``.
-
-    With ``show_usage`` the command's usage follows the message on a new line.
-    """
-
-    def __init__(self, message: str, show_usage: bool = True) -> None:
-        super().__init__(message)
-        self.message = message
-        self.show_usage = show_usage
-
-
-class Argument:
-    """One command argument; also a decorator that adds itself to a command.
-
-    ``match(val, evt=None, instance=None)`` receives the text not yet consumed (stripped) and
-    returns ``(remaining text, value)``; ``None`` as the value means "not given". Built in:
-
-    * plain: the first whitespace-delimited word (``pass_raw``: all of the text). Empty text gives
-      ``""``, which counts as given.
-    * ``matches``: the regex anchored as ``^regex$`` against the first word (``pass_raw``:
-      ``^regex`` against the text, consuming what matched). The value is the tuple of groups when
-      the regex has any, else the matched text; no match gives ``None`` and consumes nothing.
-    * ``parser``: ``parser(first word)``, the word consumed unless the result is ``None``
-      (``pass_raw``: ``parser(text)`` returns ``(remaining, value)`` itself). A ``ValueError``
-      makes the command answer with its usage.
-
-    Plugins subclass this and override ``match`` for their own argument types.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        label: str | None = None,
-        *,
-        required: bool = False,
-        matches: str | Pattern[str] | None = None,
-        parser: Callable[[str], Any] | None = None,
-        pass_raw: bool = False,
-    ) -> None:
-        self.name = name
-        self.label = label or name
-        self.required = required
-        self.pass_raw = pass_raw
-        self.matches = matches
-        self.parser = parser
-        self.regex = self._compile(matches, pass_raw) if matches is not None else None
-
-    @staticmethod
-    def _compile(matches: str | Pattern[str], pass_raw: bool) -> Pattern[str]:
-        if isinstance(matches, re.Pattern):
-            source, flags = matches.pattern, matches.flags
-        else:
-            source, flags = matches, 0
-        return re.compile(f"^{source}" if pass_raw else f"^{source}$", flags)
-
-    def match(self, val: str, evt: Any = None, instance: Any = None) -> tuple[str, Any]:
-        if self.regex is not None:
-            return self._match_regex(val)
-        if self.parser is not None:
-            return self._match_parser(val)
-        if self.pass_raw:
-            return "", val
-        word = _first_word(val)
-        return val[len(word) :], word
-
-    def _match_regex(self, val: str) -> tuple[str, Any]:
-        if self.pass_raw:
-            found = self.regex.match(val)
-            if found is None:
-                return val, None
-            return val[found.end() :], self._regex_value(found)
-        word = _first_word(val)
-        found = self.regex.match(word)
-        if found is None:
-            return val, None
-        return val[len(word) :], self._regex_value(found)
-
-    @staticmethod
-    def _regex_value(found: re.Match[str]) -> Any:
-        groups = found.groups()
-        return groups if groups else found.group(0)
-
-    def _match_parser(self, val: str) -> tuple[str, Any]:
-        if self.pass_raw:
-            return self.parser(val)
-        word = _first_word(val)
-        value = self.parser(word)
-        if value is None:
-            return val, None
-        return val[len(word) :], value
-
-    def __call__(self, func: Any) -> Any:
-        if isinstance(func, CommandHandler):
-            func.arguments.insert(0, self)
-        else:
-            pending = getattr(func, _PENDING_ARGUMENTS, None)
-            if pending is None:
-                pending = []
-                setattr(func, _PENDING_ARGUMENTS, pending)
-            # Decorators run bottom-up: inserting in front keeps the order they are written in.
-            pending.insert(0, self)
-        return func
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} required={self.required}>"
-
-
-class SimpleArgument(Argument):
-    """A plain word (or, with ``pass_raw``, all of the remaining text)."""
-
-
-class RegexArgument(Argument):
-    """An argument matched with ``matches=``."""
-
-
-class CustomArgument(Argument):
-    """An argument converted with ``parser=``."""
-
-
-def argument(
-    name: str,
-    label: str | None = None,
-    *,
-    required: bool = True,
-    matches: str | Pattern[str] | None = None,
-    parser: Callable[[str], Any] | None = None,
-    pass_raw: bool = False,
-) -> Argument:
-    """Declare an argument of a command: ``@command.argument("text", pass_raw=True)``.
-
-    The method receives it as the keyword argument ``name``; ``label`` is what usage shows.
-    """
-    if matches is not None:
-        cls: type[Argument] = RegexArgument
-    elif parser is not None:
-        cls = CustomArgument
-    else:
-        cls = SimpleArgument
-    return cls(
-        name, label, required=required, matches=matches, parser=parser, pass_raw=pass_raw
-    )
-
-
-# ------------------------------------------------------------------------------------------------
-# Bound handlers
-
-
-class _HandlerDescriptor:
-    """Shared by command and passive handlers: binding to an instance on attribute access."""
-
-    func: Callable
-
-    def _copy_identity(self, func: Callable) -> None:
-        for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
-            try:
-                setattr(self, attribute, getattr(func, attribute))
-            except AttributeError:
-                pass
-        self.__wrapped__ = func
-
-    @property
-    def __mb_event_handler__(self) -> bool:
-        return True
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        return BoundHandler(self, instance)
-
-    async def _handle(self, instance: Any, evt: Any) -> Any:
+    def _target(self) -> tuple[CommandHandler, Any]:
         raise NotImplementedError
 
-    def _ignores(self, instance: Any, evt: Any) -> bool:
-        return False
+    def _bind_sub(self, sub: CommandHandler) -> Any:
+        raise NotImplementedError
 
-
-class BoundHandler:
-    """A handler read from an instance: ``await bound(evt)`` runs it for that instance.
-
-    Two bound handlers are equal when they bind the same handler to the same instance, like bound
-    methods, so a handler registered with mautrix can be removed with a fresh lookup.
-    """
-
-    __slots__ = ("_handler", "_instance")
-
-    def __init__(self, handler: _HandlerDescriptor, instance: Any) -> None:
-        self._handler = handler
-        self._instance = instance
+    __mb_name__ = _computed("name_for")
+    __mb_prefix__ = _computed("prefix")
+    __mb_usage_args__ = _computed("usage_args")
+    __mb_usage_without_subcommands__ = _computed("usage_without_subcommands")
+    __mb_usage__ = _computed("usage")
+    __mb_full_help__ = _computed("full_help")
+    __mb_usage_inline__ = _computed("usage_inline")
+    __mb_subcommands_list__ = _computed("subcommands_list")
+    __mb_usage_subcommand__ = _SUBCOMMAND_SLOT
 
     @property
-    def __mb_event_handler__(self) -> bool:
-        return self._handler.__mb_event_handler__
-
-    @property
-    def __mb_event_types__(self) -> set:
-        return self._handler.__mb_event_types__
-
-    async def __call__(self, evt: Any) -> Any:
-        return await self._handler._handle(self._instance, evt)
-
-    def _mb_ignores(self, evt: Any) -> bool:
-        """Whether calling this handler with ``evt`` certainly returns at once, doing nothing."""
-        return self._handler._ignores(self._instance, evt)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in BoundHandler.__slots__:
-            raise AttributeError(name)
-        return getattr(self._handler, name)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, BoundHandler)
-            and other._handler is self._handler
-            and other._instance is self._instance
-        )
-
-    def __hash__(self) -> int:
-        return hash((id(self._handler), id(self._instance)))
-
-    def __repr__(self) -> str:
-        return f"<bound {self._handler!r} of {self._instance!r}>"
-
-    # maubot plugins sometimes show a command's help themselves.
-    @property
-    def __mb_usage__(self) -> str:
-        return self._handler.usage(self._instance)
-
-    @property
-    def __mb_full_help__(self) -> str:
-        return self._handler.full_help(self._instance)
+    def __mb_subcommands__(self) -> list:
+        command, _ = self._target()
+        return [self._bind_sub(sub) for sub in command.subcommands]
 
 
-# ------------------------------------------------------------------------------------------------
-# Commands
-
-
-class CommandHandler(_HandlerDescriptor):
+class CommandHandler(_CommandAttributes, HandlerDescriptor):
     """A ``!command`` (from ``@command.new``) or one of its subcommands (``@cmd.subcommand``)."""
 
     def __init__(
         self,
         func: Callable,
         *,
-        name: str | Callable | None = None,
+        name: PrefixType = None,
         help: str | None = None,
-        aliases: Iterable[str] | Callable | None = None,
+        aliases: AliasesType | None = None,
         event_type: EventType = EventType.ROOM_MESSAGE,
         msgtypes: Iterable[MessageType] | None = None,
         require_subcommand: bool = True,
@@ -383,29 +167,51 @@ class CommandHandler(_HandlerDescriptor):
         self.arg_fallthrough = arg_fallthrough
         self.must_consume_args = must_consume_args
         self.parent = parent
-        self.arguments: list[Argument] = list(getattr(func, _PENDING_ARGUMENTS, ()))
+        self.arguments: list[Argument] = list(getattr(func, PENDING_ARGUMENTS, ()))
         self.subcommands: list[CommandHandler] = []
+        # Subcommands run through their parent, not on their own.
+        self.__mb_event_handler__ = parent is None
+        self.__mb_event_types__ = {event_type}
         self._copy_identity(func)
 
-    @property
-    def __mb_event_handler__(self) -> bool:
-        # Subcommands run through their top-level command, never on their own.
-        return self.parent is None
+    # maubot's names for the options, read by some plugins' help commands.
+    __mb_func__ = property(attrgetter("func"))
+    __mb_help__ = property(attrgetter("help"))
+    __mb_arguments__ = property(attrgetter("arguments"))
+    __mb_parent__ = property(attrgetter("parent"))
+    __mb_require_subcommand__ = property(attrgetter("require_subcommand"))
+    __mb_arg_fallthrough__ = property(attrgetter("arg_fallthrough"))
+    __mb_must_consume_args__ = property(attrgetter("must_consume_args"))
+    __mb_msgtypes__ = property(attrgetter("msgtypes"))
+    __mb_get_name__ = property(attrgetter("name_for"))
+    __mb_is_command_match__ = property(attrgetter("is_command_match"))
 
-    @property
-    def __mb_event_types__(self) -> set:
-        return {self.event_type}
+    def _target(self) -> tuple[CommandHandler, Any]:
+        return self, None
+
+    def _bind_sub(self, sub: CommandHandler) -> Any:
+        return sub
+
+    def _bind(self, instance: Any) -> BoundCommand:
+        return BoundCommand(self, instance)
+
+    def _add_argument(self, arg: Argument) -> None:
+        self.arguments.append(arg)
 
     def __repr__(self) -> str:
         name = self.name if isinstance(self.name, str) else getattr(self.func, "__name__", "?")
         return f"<CommandHandler {name!r}>"
 
+    async def __call__(self, evt: Any, **kwargs: Any) -> Any:
+        """A command not read from an object (e.g. a module-level function) runs without one."""
+        return await self._handle(None, evt, **kwargs)
+
     def subcommand(
         self,
-        name: str | Callable | None = None,
+        name: PrefixType = None,
         *,
         help: str | None = None,
-        aliases: Iterable[str] | Callable | None = None,
+        aliases: AliasesType | None = None,
         required_subcommand: bool = True,
         arg_fallthrough: bool = True,
         must_consume_args: bool = True,
@@ -445,68 +251,77 @@ class CommandHandler(_HandlerDescriptor):
             return _call_with_optional_self(self.name, instance)
         return self.name
 
-    def _is_called(self, instance: Any, word: str) -> bool:
-        if word == self.name_for(instance):
-            return True
+    def is_command_match(self, instance: Any, word: str) -> bool:
+        """Whether ``word`` calls this command: its name or one of its aliases.
+
+        As in maubot, a callable ``aliases`` decides alone (the name is not compared then), and a
+        single string as ``aliases`` is no alias at all.
+        """
         aliases = self.aliases
-        if aliases is None:
-            return False
         if callable(aliases):
             return bool(_call_with_optional_self(aliases, instance, word))
-        if isinstance(aliases, str):
-            return word == aliases
+        if word == self.name_for(instance):
+            return True
+        if aliases is None or isinstance(aliases, str):
+            return False
         return word in aliases
 
-    # -- help texts ----------------------------------------------------------------------------
+    # -- help texts (maubot's, spaces included) ------------------------------------------------
 
-    def _prefix(self, instance: Any) -> str:
+    def prefix(self, instance: Any) -> str:
+        # maubot quirk: only the direct parent's name, so a sub-subcommand shows "!sub subsub".
         if self.parent is None:
             return f"!{self.name_for(instance)}"
-        return f"{self.parent._prefix(instance)} {self.name_for(instance)}"
+        return f"!{self.parent.name_for(instance)} {self.name_for(instance)}"
 
-    def _arguments_usage(self) -> str:
-        return " ".join(
+    def usage_args(self, instance: Any = None) -> str:
+        text = " ".join(
             f"<{arg.label}>" if arg.required else f"[{arg.label}]" for arg in self.arguments
         )
-
-    def _usage_args(self) -> str:
-        """Arguments and, when they come after them, the subcommand slot."""
-        subcommand = ""
         if self.subcommands and self.arg_fallthrough:
-            subcommand = (
-                "<subcommand> [...]" if self.require_subcommand else "[subcommand] [...]"
-            )
-        return _join_nonempty(self._arguments_usage(), subcommand)
+            text += f" {_SUBCOMMAND_SLOT}"
+        return text
 
-    def _usage_line(self, instance: Any) -> str:
-        return f"**Usage:** {_join_nonempty(self._prefix(instance), self._usage_args())}"
+    def usage_without_subcommands(self, instance: Any) -> str:
+        prefix, args = self.prefix(instance), self.usage_args()
+        if self.arg_fallthrough:
+            return f"**Usage:** {prefix} {args}"
+        if not args:
+            return f"**Usage:** {prefix} [subcommand] [...]"
+        return f"**Usage:** {prefix} {args} _OR_ {prefix} {_SUBCOMMAND_SLOT}"
+
+    def subcommands_list(self, instance: Any) -> str:
+        return "**Subcommands:** " + ", ".join(
+            str(sub.name_for(instance)) for sub in self.subcommands
+        )
 
     def usage(self, instance: Any) -> str:
         """The short usage answered when an argument is missing or invalid."""
-        text = self._usage_line(instance)
+        text = self.usage_without_subcommands(instance)
         if self.subcommands:
-            names = ", ".join(str(sub.name_for(instance)) for sub in self.subcommands)
-            text += f"  \n**Subcommands:** {names}"
+            text += "  \n" + self.subcommands_list(instance)
+        return text
+
+    def usage_inline(self, instance: Any) -> str:
+        """This command's line in its parent's full help."""
+        name = self.name_for(instance)
+        text = f"* {name} {self.usage_args()} - {self.help}"
+        if not self.arg_fallthrough:
+            text += f"\n* {name} {_SUBCOMMAND_SLOT}"
         return text
 
     def full_help(self, instance: Any) -> str:
         """The help answered for a missing or unknown subcommand or for unconsumed text."""
-        text = self._usage_line(instance) + "\n\n"
+        text = self.usage_without_subcommands(instance) + "\n\n"
         if not self.require_subcommand:
-            own = _join_nonempty(self._prefix(instance), self._arguments_usage())
-            text += f"* {_with_help(own, self.help)}\n"
-        lines = []
-        for sub in self.subcommands:
-            head = _join_nonempty(str(sub.name_for(instance)), sub._usage_args())
-            lines.append(f"* {_with_help(head, sub.help)}")
-        return text + "\n".join(lines)
+            text += f"* {self.prefix(instance)} {self.usage_args()} - {self.help}\n"
+        return text + "\n".join(sub.usage_inline(instance) for sub in self.subcommands)
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def _command_text(self, instance: Any, evt: Any) -> tuple[str, str] | None:
-        """The command word and the rest of a message that may call a command, else ``None``."""
-        if _is_own_event(evt, instance) or not _msgtype_allowed(evt, self.msgtypes):
-            return None
+    @staticmethod
+    def _command_text(evt: Any) -> tuple[str, str] | None:
+        """The command word and the rest of a ``!`` message, else ``None``."""
         body = getattr(evt.content, "body", None)
         if not isinstance(body, str) or not body.startswith("!"):
             return None
@@ -521,25 +336,43 @@ class CommandHandler(_HandlerDescriptor):
         """
         if self.parent is not None or callable(self.name):
             return False
-        if not (self.aliases is None or isinstance(self.aliases, _PLAIN_ALIASES)):
+        if not (self.aliases is None or isinstance(self.aliases, (str, *_PLAIN_ALIASES))):
             return False
         if type(self)._handle is not CommandHandler._handle:
             return False
         try:
-            found = self._command_text(instance, evt)
-            return found is None or not self._is_called(instance, found[0].lower())
+            if is_own_event(evt, instance) or not msgtype_allowed(evt, self.msgtypes):
+                return True
+            found = self._command_text(evt)
+            return found is None or not self.is_command_match(instance, found[0].lower())
         except Exception:
             return False
 
-    async def _handle(self, instance: Any, evt: Any) -> Any:
-        """Entry point for an event from the client (top-level commands only)."""
-        found = self._command_text(instance, evt)
-        if found is None:
+    async def _handle(
+        self,
+        instance: Any,
+        evt: Any,
+        *,
+        _existing_args: dict[str, Any] | None = None,
+        remaining_val: str | None = None,
+    ) -> Any:
+        """Run the command for ``evt``: from the client, or called directly by the plugin.
+
+        ``remaining_val`` is the text after the command word, given instead of the body's (the
+        name is then not checked); ``_existing_args`` are passed on to the method, as a parent's
+        arguments are to a subcommand.
+        """
+        if is_own_event(evt, instance) or not msgtype_allowed(evt, self.msgtypes):
             return None
-        word, rest = found
-        if not self._is_called(instance, word.lower()):
-            return None
-        return await self._run(instance, evt, rest, {})
+        if remaining_val is None:
+            found = self._command_text(evt)
+            if found is None:
+                return None
+            word, remaining_val = found
+            # Only the typed word is lower-cased, not the declared name (maubot quirk).
+            if not self.is_command_match(instance, word.lower()):
+                return None
+        return await self._run(instance, evt, remaining_val, dict(_existing_args or {}))
 
     async def _run(self, instance: Any, evt: Any, text: str, parent_args: dict) -> Any:
         if self.subcommands and not self.arg_fallthrough:
@@ -565,18 +398,20 @@ class CommandHandler(_HandlerDescriptor):
             await evt.reply(self.full_help(instance))
             return None
 
-        return await _maybe_await(self.func(instance, evt, **args))
+        if instance is None:
+            return await maybe_await(self.func(evt, **args))
+        return await maybe_await(self.func(instance, evt, **args))
 
     async def _run_subcommand(
         self, instance: Any, evt: Any, text: str, args: dict
     ) -> tuple[bool, Any]:
         text = text.strip()
-        word = _first_word(text)
+        word = first_word(text)
         if not word:
             return False, None
         for sub in self.subcommands:
             # Subcommand names are matched as typed: no lower-casing (maubot quirk).
-            if sub._is_called(instance, word):
+            if sub.is_command_match(instance, word):
                 return True, await sub._run(instance, evt, text[len(word) :], args)
         return False, None
 
@@ -588,7 +423,7 @@ class CommandHandler(_HandlerDescriptor):
         for arg in self.arguments:
             text = text.strip()
             try:
-                text, value = await _maybe_await(arg.match(text, evt=evt, instance=instance))
+                text, value = await maybe_await(arg.match(text, evt=evt, instance=instance))
             except ArgumentSyntaxError as e:
                 reply = e.message
                 if e.show_usage:
@@ -605,11 +440,28 @@ class CommandHandler(_HandlerDescriptor):
         return text, values
 
 
+class BoundCommand(_CommandAttributes, BoundHandler):
+    """A command read from an object: ``await bound(evt, remaining_val=..., _existing_args=...)``.
+
+    Its ``__mb_*__`` attributes are computed for that object.
+    """
+
+    __slots__ = ()
+
+    _handler: CommandHandler
+
+    def _target(self) -> tuple[CommandHandler, Any]:
+        return self._handler, self._instance
+
+    def _bind_sub(self, sub: CommandHandler) -> BoundCommand:
+        return BoundCommand(sub, self._instance)
+
+
 def new(
-    name: str | Callable | None = None,
+    name: PrefixType = None,
     *,
     help: str | None = None,
-    aliases: Iterable[str] | Callable | None = None,
+    aliases: AliasesType | None = None,
     event_type: EventType = EventType.ROOM_MESSAGE,
     msgtypes: Iterable[MessageType] | None = None,
     require_subcommand: bool = True,
@@ -619,9 +471,9 @@ def new(
     """Declare a ``!command``: ``@command.new("ping", help="Ping the bot")``.
 
     ``name`` defaults to the method's name with ``_`` turned into ``-``; it may also be a
-    callable taking nothing or ``self``. ``aliases`` is a collection of other names or a callable
-    taking ``(alias)`` or ``(self, alias)`` and returning whether it is one. ``msgtypes`` defaults
-    to ``m.text`` only.
+    callable taking nothing or ``self``. ``aliases`` is a collection of other names, or a callable
+    taking ``(alias)`` or ``(self, alias)`` that says whether a word calls the command (the name
+    included). ``msgtypes`` defaults to ``m.text`` only.
     """
     if inspect.iscoroutinefunction(name):
         # Bare ``@command.new`` without parentheses.
@@ -639,114 +491,5 @@ def new(
             arg_fallthrough=arg_fallthrough,
             must_consume_args=must_consume_args,
         )
-
-    return decorator
-
-
-# ------------------------------------------------------------------------------------------------
-# Passive commands
-
-
-def _body(evt: Any) -> str:
-    return evt.content.body
-
-
-class _PassiveRule:
-    __slots__ = ("regex", "field", "msgtypes", "event_type", "multiple")
-
-    def __init__(
-        self,
-        regex: Pattern[str],
-        field: Callable[[Any], str],
-        msgtypes: Iterable[Any] | None,
-        event_type: EventType,
-        multiple: bool,
-    ) -> None:
-        self.regex = regex
-        self.field = field
-        self.msgtypes = tuple(msgtypes) if msgtypes is not None else None
-        self.event_type = event_type
-        self.multiple = multiple
-
-
-class PassiveCommandHandler(_HandlerDescriptor):
-    """A method called for every event whose text matches a regex (``@command.passive``).
-
-    Stacked ``passive`` decorators add rules to the same handler; each matching rule calls the
-    method once.
-    """
-
-    def __init__(self, func: Callable) -> None:
-        self.func = func
-        self.rules: list[_PassiveRule] = []
-        self._copy_identity(func)
-
-    @property
-    def __mb_event_types__(self) -> set:
-        return {rule.event_type for rule in self.rules}
-
-    def __repr__(self) -> str:
-        return f"<PassiveCommandHandler {getattr(self.func, '__name__', '?')!r}>"
-
-    async def _handle(self, instance: Any, evt: Any) -> None:
-        if _is_own_event(evt, instance):
-            return
-        check_type = len({_type_key(rule.event_type) for rule in self.rules}) > 1
-        for rule in self.rules:
-            if check_type and _type_key(getattr(evt, "type", None)) != _type_key(rule.event_type):
-                continue
-            if not _msgtype_allowed(evt, rule.msgtypes):
-                continue
-            data = rule.field(evt)
-            if not isinstance(data, str):
-                continue
-            if rule.multiple:
-                # maubot quirk: each tuple starts with the whole searched text, not the match.
-                found = [
-                    (data[m.pos : m.endpos], *m.groups()) for m in rule.regex.finditer(data)
-                ]
-                if found:
-                    await _maybe_await(self.func(instance, evt, found))
-            else:
-                m = rule.regex.search(data)
-                if m is not None:
-                    match = (data[m.pos : m.endpos], *m.groups())
-                    await _maybe_await(self.func(instance, evt, match))
-
-
-def passive(
-    regex: str | Pattern[str],
-    *,
-    msgtypes: Iterable[MessageType] | None = (MessageType.TEXT,),
-    field: Callable[[Any], str] = _body,
-    event_type: EventType = EventType.ROOM_MESSAGE,
-    multiple: bool = False,
-    case_insensitive: bool = False,
-    multiline: bool = False,
-    dot_all: bool = False,
-) -> Callable[[Any], PassiveCommandHandler]:
-    """Call the method as ``(self, evt, match)`` when ``regex`` is found in ``field(evt)``.
-
-    ``match`` is ``(whole text, *groups)``, or with ``multiple`` a list of such tuples, one per
-    match. ``msgtypes=None`` accepts events without a msgtype (e.g. reactions). The bot's own
-    events are ignored.
-    """
-    flags = 0
-    if case_insensitive:
-        flags |= re.IGNORECASE
-    if multiline:
-        flags |= re.MULTILINE
-    if dot_all:
-        flags |= re.DOTALL
-    if isinstance(regex, re.Pattern):
-        compiled = re.compile(regex.pattern, regex.flags | flags) if flags else regex
-    else:
-        compiled = re.compile(regex, flags)
-
-    def decorator(func: Any) -> PassiveCommandHandler:
-        handler = func if isinstance(func, PassiveCommandHandler) else PassiveCommandHandler(func)
-        # Decorators run bottom-up: inserting in front keeps the order they are written in.
-        handler.rules.insert(0, _PassiveRule(compiled, field, msgtypes, event_type, multiple))
-        return handler
 
     return decorator

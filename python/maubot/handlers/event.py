@@ -1,18 +1,24 @@
 """Event handlers: ``@event.on(EventType.X)`` and ``@event.off``.
 
-maubot-rs's own implementation of maubot 0.6's ``maubot.handlers.event`` (behavioural reference
-§7.2). The decorators only mark the function; ``Plugin.register_handler_class`` adds it to the
-client for every type in ``__mb_event_types__`` while ``__mb_event_handler__`` is true.
+maubot-rs's own implementation of maubot 0.6's ``maubot.handlers.event``. The decorators only mark
+the function (or a command handler: ``@event.on`` over ``@command.new`` adds a type to it, and
+``@event.off`` over one keeps it from being registered while it can still be called directly);
+``Plugin.register_handler_class`` adds it to the client for every type in ``__mb_event_types__``
+while ``__mb_event_handler__`` is true.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, Awaitable, Callable, TypeVar, Union
 
 from mautrix.client import InternalEventType
 from mautrix.types import EventType
 
-__all__ = ["off", "on"]
+__all__ = ["EventHandler", "EventHandlerDecorator", "off", "on"]
+
+# The type names maubot's module offers for annotations.
+EventHandler = Callable[..., Awaitable[Any]]
+EventHandlerDecorator = Callable[[EventHandler], EventHandler]
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 AnyEventType = Union[EventType, InternalEventType]
@@ -22,9 +28,9 @@ def _add_type(func: Handler, event_type: AnyEventType) -> Handler:
     types = getattr(func, "__mb_event_types__", None)
     if types is None:
         types = set()
-        func.__mb_event_types__ = types
+        func.__mb_event_types__ = types  # type: ignore[attr-defined]
     types.add(event_type)
-    func.__mb_event_handler__ = True
+    func.__mb_event_handler__ = True  # type: ignore[attr-defined]
     return func
 
 
@@ -32,7 +38,8 @@ def on(var: AnyEventType | str | Handler) -> Any:
     """Handle events of a type: ``@event.on(EventType.ROOM_MEMBER)``.
 
     Stack it to handle several types with one method. Used bare (``@event.on``), the method
-    receives every event (``EventType.ALL``). The bot's own events are not filtered out.
+    receives every event (``EventType.ALL``). The bot's own events are not filtered out. A type's
+    name (``"m.room.member"``) is accepted too, which maubot does not.
     """
     if isinstance(var, str):
         var = EventType.find(var)
@@ -49,6 +56,6 @@ def on(var: AnyEventType | str | Handler) -> Any:
 
 
 def off(func: Handler) -> Handler:
-    """Keep a method decorated with ``event.on`` from being registered."""
-    func.__mb_event_handler__ = False
+    """Keep a handler from being registered; calling it directly still works."""
+    func.__mb_event_handler__ = False  # type: ignore[attr-defined]
     return func

@@ -1,16 +1,34 @@
 """Web handlers: ``@web.get("/path")`` and friends, served on the instance's web app.
 
-maubot-rs's own implementation of maubot 0.6's ``maubot.handlers.web`` (behavioural reference
-§7.4). Each decorator appends ``(method, path, kwargs)`` to the function's ``__mb_web_handler__``
-list; ``Plugin.register_handler_class`` adds those routes to ``self.webapp`` at start. The handler
-receives an aiohttp ``Request`` and returns a ``Response``.
+maubot-rs's own implementation of maubot 0.6's ``maubot.handlers.web``. Each decorator appends
+``(method, path, kwargs)`` to the function's ``__mb_web_handler__`` list;
+``Plugin.register_handler_class`` adds those routes to ``self.webapp`` at start, in that list's
+order. The handler receives an aiohttp ``Request`` and returns a ``Response``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
-__all__ = ["delete", "get", "handle", "head", "options", "patch", "post", "put", "view"]
+__all__ = [
+    "WebHandler",
+    "WebHandlerDecorator",
+    "delete",
+    "get",
+    "handle",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "view",
+]
+
+# The type names maubot's module offers for annotations (request in, response out). Written
+# without aiohttp's types: importing ``aiohttp.web`` here would load its server side for every
+# plugin, web app or not.
+WebHandler = Callable[..., Awaitable[Any]]
+WebHandlerDecorator = Callable[[WebHandler], WebHandler]
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -25,9 +43,10 @@ def handle(method: str, path: str, **kwargs: Any) -> Callable[[Handler], Handler
         routes = getattr(func, "__mb_web_handler__", None)
         if routes is None:
             routes = []
-            func.__mb_web_handler__ = routes
-        # Decorators run bottom-up: inserting in front keeps the order they are written in.
-        routes.insert(0, (method, path, kwargs))
+            func.__mb_web_handler__ = routes  # type: ignore[attr-defined]
+        # Decorators run bottom-up, so the lowest one's route comes first, as in maubot: it
+        # matters when two paths overlap, aiohttp taking the first route added.
+        routes.append((method, path, kwargs))
         return func
 
     return decorator

@@ -1,0 +1,1 @@
+"""`maubot.lib`: helpers of maubot's server. Only `zipimport` is here, for code importing it."""
