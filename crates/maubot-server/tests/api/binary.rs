@@ -116,6 +116,10 @@ async fn first_start_writes_a_config_and_later_starts_leave_it_alone() {
         .unwrap_or_else(|| panic!("no secret in stdout:\n{stdout}"));
     assert_eq!(secret.len(), 64);
     assert!(
+        !config.contains("mau.crypto"),
+        "a new config gets its own pickle key, not maubot's default: {config}"
+    );
+    assert!(
         config.contains(&format!("unshared_secret: {secret}")),
         "{config}"
     );

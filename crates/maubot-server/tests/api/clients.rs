@@ -937,6 +937,18 @@ async fn proxy_acts_as_the_bot(server: &TestServer) {
         StatusCode::NOT_FOUND,
         "resource_not_found",
     );
+    // Regression: the check ran on the decoded path, so this reached Synapse's admin API.
+    // (Plain dot segments and backslashes are resolved by the client's URL parser already.)
+    assert_error(
+        &server
+            .get(
+                &format!("/proxy/{id}/_matrix/..%2F_synapse/admin/v1/server_version"),
+                Some(&token),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "resource_not_found",
+    );
 }
 
 /// Cross-signing through the API: a recovery key is generated once, and verifies the device.

@@ -1190,6 +1190,15 @@ async fn python_plugin_databases_persist_can_be_browsed_and_go_with_the_instance
     assert_error(&bad, StatusCode::BAD_REQUEST, "sql_error");
     assert_eq!(bad.1["ok"], false);
     assert_eq!(bad.1["query"], "SELEC nonsense");
+    // Regression: ATTACH let an admin read the main database's access tokens through an
+    // instance database.
+    let main_db = server.dir().join("maubot.db");
+    let attach = format!("ATTACH DATABASE '{}' AS main_db", main_db.display());
+    let refused = query(json!({ "query": attach })).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "sql_error");
+    let (status, tables) = query(json!({ "query": "SELECT name FROM pragma_database_list" })).await;
+    assert_eq!(status, StatusCode::OK, "{tables}");
+    assert_eq!(tables["rows"], json!([["main"]]), "{tables}");
     assert_error(
         &query(json!({})).await,
         StatusCode::BAD_REQUEST,
