@@ -149,7 +149,12 @@ pub enum ApiError {
     QueryMissing,
     /// The database refused a query; the body carries `ok: false` and the query, as maubot's.
     #[error("{error}")]
-    SqlError { query: String, error: String },
+    SqlError {
+        /// `sql_error`, or SQLAlchemy's `sql_integrity_error` / `sql_operational_error`.
+        errcode: &'static str,
+        query: String,
+        error: String,
+    },
     /// Something maubot offers that maubot-rs does not (yet).
     #[error("Not implemented: {0}")]
     NotImplemented(&'static str),
@@ -210,7 +215,7 @@ impl ApiError {
             Self::PluginHasNoDatabase => (StatusCode::NOT_FOUND, "plugin_has_no_database"),
             Self::TableNotFound => (StatusCode::NOT_FOUND, "table_not_found"),
             Self::QueryMissing => (StatusCode::BAD_REQUEST, "query_missing"),
-            Self::SqlError { .. } => (StatusCode::BAD_REQUEST, "sql_error"),
+            Self::SqlError { errcode, .. } => (StatusCode::BAD_REQUEST, errcode),
             Self::PluginNotFound => (StatusCode::NOT_FOUND, "plugin_not_found"),
             Self::InstanceNotFound => (StatusCode::NOT_FOUND, "instance_not_found"),
             Self::PluginInUse => (StatusCode::PRECONDITION_FAILED, "plugin_in_use"),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
-use crate::plugins::database;
+use crate::plugins::database::{Engine, Flavor, SqlError};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,17 +21,23 @@ pub fn router() -> Router<AppState> {
         .route("/instance/{id}/database/{table}", get(table))
 }
 
-fn database_file(state: &AppState, id: &str) -> ApiResult<std::path::PathBuf> {
-    state
+/// The instance (lower-cased, as maubot) and where its open database is.
+fn database_of(state: &AppState, id: &str) -> ApiResult<(String, Engine, Flavor)> {
+    let id = id.to_lowercase();
+    let (engine, flavor) = state
         .plugins
-        .database_file(&id.to_lowercase())?
-        .ok_or(ApiError::PluginHasNoDatabase)
+        .database_of(&id)?
+        .ok_or(ApiError::PluginHasNoDatabase)?;
+    Ok((id, engine, flavor))
 }
 
 /// `GET /_matrix/maubot/v1/instance/{id}/database`: tables and their columns.
 async fn tables(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let path = database_file(&state, &id)?;
-    database::tables(&path)
+    let (id, engine, flavor) = database_of(&state, &id)?;
+    state
+        .plugins
+        .databases()
+        .tables(&id, engine, flavor)
         .await
         .map(Json)
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
@@ -44,8 +50,11 @@ async fn table(
     Path((id, table)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let path = database_file(&state, &id)?;
-    let columns = database::columns(&path, &table)
+    let (id, engine, flavor) = database_of(&state, &id)?;
+    let columns = state
+        .plugins
+        .databases()
+        .columns(&id, engine, &table)
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
         .ok_or(ApiError::TableNotFound)?;
@@ -77,7 +86,7 @@ async fn table(
         sql.push_str(&order.join(", "));
     }
     sql.push_str(&format!(" LIMIT {limit}"));
-    run(&path, &sql, false).await
+    run(&state, &id, engine, flavor, &sql, false).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,22 +102,40 @@ async fn query(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<QueryRequest>,
 ) -> ApiResult<Json<Value>> {
-    let path = database_file(&state, &id)?;
+    let (id, engine, flavor) = database_of(&state, &id)?;
     let sql = request
         .query
         .filter(|q| !q.is_empty())
         .ok_or(ApiError::QueryMissing)?;
-    run(&path, &sql, request.rows_as_dict).await
+    run(&state, &id, engine, flavor, &sql, request.rows_as_dict).await
 }
 
-async fn run(path: &std::path::Path, sql: &str, rows_as_dict: bool) -> ApiResult<Json<Value>> {
-    database::query(path, sql, rows_as_dict)
-        .await
-        .map(Json)
-        .map_err(|err| ApiError::SqlError {
+async fn run(
+    state: &AppState,
+    id: &str,
+    engine: Engine,
+    flavor: Flavor,
+    sql: &str,
+    rows_as_dict: bool,
+) -> ApiResult<Json<Value>> {
+    let answer = state
+        .plugins
+        .databases()
+        .query(id, engine, flavor, sql, rows_as_dict)
+        .await;
+    answer.map(Json).map_err(|err: SqlError| {
+        // SQLAlchemy tells constraint violations from other errors, asyncpg and aiosqlite do not.
+        let errcode = match (flavor, err.constraint) {
+            (Flavor::Asyncpg, _) => "sql_error",
+            (Flavor::Sqlalchemy, true) => "sql_integrity_error",
+            (Flavor::Sqlalchemy, false) => "sql_operational_error",
+        };
+        ApiError::SqlError {
+            errcode,
             query: sql.to_owned(),
-            error: err.to_string(),
-        })
+            error: err.message,
+        }
+    })
 }
 
 /// An SQL identifier in double quotes.

@@ -105,7 +105,6 @@ impl From<plugins::Error> for ApiError {
             E::PidMismatch => ApiError::PidMismatch,
             E::Invalid { message, detail } => ApiError::PluginInvalid { message, detail },
             E::ReloadFailed { message, detail } => ApiError::PluginReloadFail { message, detail },
-            E::UnsupportedDatabase(message) => ApiError::UnsupportedPluginDatabase(message),
             E::PluginTypeRequired => ApiError::PluginTypeRequired,
             E::PrimaryUserRequired => ApiError::PrimaryUserRequired,
             E::PrimaryUserNotFound => ApiError::PrimaryUserNotFound,

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use maubot_types::config::Config;
-use maubot_types::plugin::{ArchiveLimits, DatabaseType, PluginArchive};
+use maubot_types::plugin::{ArchiveLimits, DatabaseType, PluginArchive, PluginMeta};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
@@ -63,8 +63,6 @@ pub enum Error {
         message: String,
         detail: Option<String>,
     },
-    #[error("{0}")]
-    UnsupportedDatabase(String),
     #[error("plugin type required")]
     PluginTypeRequired,
     #[error("primary user required")]
@@ -179,6 +177,7 @@ pub struct PluginHost {
     db: Database,
     clients: Arc<ClientManager>,
     runtime: Arc<dyn PluginRuntime>,
+    databases: database::Databases,
     /// Serialises changes (API calls, start-up): a change sees the state the last one left.
     ops: tokio::sync::Mutex<()>,
     state: Mutex<State>,
@@ -206,8 +205,10 @@ impl PluginHost {
                 .map_err(|e| Error::Io(e.to_string()))?
         };
         let records = store::all(&db).await?;
+        let databases = database::Databases::new(&config);
         let host = Arc::new_cyclic(|this: &Weak<PluginHost>| PluginHost {
             this: this.clone(),
+            databases,
             config,
             db,
             clients,
@@ -363,13 +364,6 @@ impl PluginHost {
         let meta = archive.meta;
         if path_id.is_some_and(|id| id != meta.id.as_str()) {
             return Err(Error::PidMismatch);
-        }
-        if meta.database && meta.database_type != DatabaseType::Asyncpg {
-            return Err(Error::UnsupportedDatabase(format!(
-                "This plugin uses a legacy SQLAlchemy database (database_type: {}), which \
-                 maubot-rs does not support; plugins with database_type: asyncpg work",
-                meta.database_type.as_str()
-            )));
         }
         let _ops = self.ops.lock().await;
         let existing = lock(&self.state)
@@ -671,7 +665,7 @@ impl PluginHost {
         self.instance(&id)
     }
 
-    /// Renames an instance, with its database file (maubot renames only the row).
+    /// Renames an instance, with its database (maubot renames only the row).
     async fn rename_instance(&self, id: &str, new_id: &str) -> Result<()> {
         check_instance_id(new_id)?;
         if lock(&self.state).instances.contains_key(new_id) {
@@ -679,12 +673,18 @@ impl PluginHost {
         }
         let was_started = self.stop_instance(id).await;
         let mut record = self.record(id)?;
+        let engine = database::Engine::recorded(record.database_engine.as_deref());
+        if let Err(err) = self.databases.rename(id, new_id, engine).await {
+            // Renamed without its data, the instance would start empty: keep the old name.
+            if was_started {
+                let _ = self.start_instance(id, true).await;
+            }
+            return Err(Error::Io(format!(
+                "Cannot move the instance's database: {err}"
+            )));
+        }
         record.id = new_id.to_owned();
         store::update(&self.db, id, &record).await?;
-        let old_db = self.database_path(id);
-        if old_db.exists() {
-            let _ = std::fs::rename(&old_db, self.database_path(new_id));
-        }
         {
             let mut state = lock(&self.state);
             if let Some(mut instance) = state.instances.remove(id) {
@@ -705,11 +705,11 @@ impl PluginHost {
         self.stop_instance(id).await;
         store::delete(&self.db, id).await?;
         let removed = lock(&self.state).instances.remove(id);
-        if removed.is_some_and(|i| i.database_opened) {
-            let path = self.database_path(id);
-            if path.exists() {
-                files::trash(&path, &self.config.plugin_directories.trash, "deleted");
-            }
+        if let Some(instance) = removed.filter(|i| i.database_opened) {
+            let engine = database::Engine::recorded(instance.record.database_engine.as_deref());
+            self.databases
+                .remove(id, engine, &self.config.plugin_directories.trash)
+                .await;
         }
         Ok(())
     }
@@ -743,12 +743,27 @@ impl PluginHost {
             .map(|p| Arc::clone(&p.code))
     }
 
-    /// The SQLite file of an instance's database, once the instance opened it in this process
-    /// (maubot's condition for the database routes); `None` before that.
-    pub fn database_file(&self, id: &str) -> Result<Option<PathBuf>> {
+    /// The instances' databases, for the database routes.
+    pub fn databases(&self) -> &database::Databases {
+        &self.databases
+    }
+
+    /// Where an instance's database is and which answers its routes give, once the instance
+    /// opened it in this process (maubot's condition for the database routes); `None` before.
+    pub fn database_of(&self, id: &str) -> Result<Option<(database::Engine, database::Flavor)>> {
         let state = lock(&self.state);
         let instance = state.instances.get(id).ok_or(Error::InstanceNotFound)?;
-        Ok(instance.database_opened.then(|| self.database_path(id)))
+        if !instance.database_opened {
+            return Ok(None);
+        }
+        let engine = database::Engine::recorded(instance.record.database_engine.as_deref());
+        let flavor = match state.plugins.get(&instance.record.plugin) {
+            Some(p) if p.file.meta.database_type == DatabaseType::Asyncpg => {
+                database::Flavor::Asyncpg
+            }
+            _ => database::Flavor::Sqlalchemy,
+        };
+        Ok(Some((engine, flavor)))
     }
 
     /// maubot's `public_url + plugin_base_path + id + "/"`.
@@ -775,11 +790,27 @@ impl PluginHost {
         Some(code.web_request(id, request).await)
     }
 
-    fn database_path(&self, id: &str) -> PathBuf {
-        let dir = Path::new(&self.config.plugin_databases.sqlite);
-        std::path::absolute(dir)
-            .unwrap_or_else(|_| dir.to_owned())
-            .join(format!("{id}.db"))
+    /// Decides where an instance's database is (recording the engine the first time, as
+    /// maubot does) and prepares it.
+    async fn place_database(
+        &self,
+        id: &str,
+        record: &InstanceRecord,
+        meta: &PluginMeta,
+    ) -> std::result::Result<database::Placement, database::PlacementError> {
+        let engine = self.databases.engine_for(
+            id,
+            &meta.database_type,
+            record.database_engine.as_deref(),
+        )?;
+        if record.database_engine.is_none()
+            && let Err(err) = self
+                .change(id, |r| r.database_engine = Some(engine.as_str().into()))
+                .await
+        {
+            tracing::warn!(target: LOG, instance = %id, error = %err, "Could not record the database engine");
+        }
+        self.databases.prepare(id, engine).await
     }
 
     /// Starts an instance if it is enabled and not running. A failure is logged and recorded;
@@ -834,36 +865,19 @@ impl PluginHost {
             self.start_failed(id, &reason, true).await;
             return Err(reason);
         };
-        let mut database_url = None;
+        let mut database = None;
         if meta.database {
-            if meta.database_type != DatabaseType::Asyncpg
-                || record
-                    .database_engine
-                    .as_deref()
-                    .is_some_and(|e| e != "sqlite")
-            {
-                let reason = RuntimeError::Plugin {
-                    message: "maubot-rs supports only SQLite databases of asyncpg-type plugins"
-                        .into(),
-                    detail: None,
-                };
-                self.start_failed(id, &reason, disable_on_failure).await;
-                return Err(reason);
+            match self.place_database(id, &record, &meta).await {
+                Ok(placement) => database = Some(placement),
+                Err(err) => {
+                    let reason = RuntimeError::Plugin {
+                        message: err.to_string(),
+                        detail: None,
+                    };
+                    self.start_failed(id, &reason, disable_on_failure).await;
+                    return Err(reason);
+                }
             }
-            if record.database_engine.is_none() {
-                let _ = self
-                    .change(id, |r| r.database_engine = Some("sqlite".into()))
-                    .await;
-            }
-            let path = self.database_path(id);
-            if let Err(err) = database::prepare_file(&path).await {
-                let reason = RuntimeError::Unavailable(format!(
-                    "The instance's database cannot be prepared: {err}"
-                ));
-                self.start_failed(id, &reason, false).await;
-                return Err(reason);
-            }
-            database_url = Some(format!("sqlite:{}", path.display()));
         }
         let bot_record = bot.record();
         let start = InstanceStart {
@@ -872,12 +886,12 @@ impl PluginHost {
             device_id: bot_record.device_id.clone(),
             homeserver: bot_record.homeserver.clone(),
             config: record.config.clone(),
-            database_url: database_url.clone(),
+            database: database.clone(),
             webapp_url: meta.webapp.then(|| self.webapp_url(id)),
         };
         match code.start(start).await {
             Ok(started) => {
-                self.mark_started(id, started, database_url.is_some(), bot, code);
+                self.mark_started(id, started, database.is_some(), bot, code);
                 tracing::info!(target: LOG, instance = %id, "Instance started");
                 Ok(())
             }
@@ -1105,29 +1119,38 @@ impl RuntimeHost for Callbacks {
         let Some(host) = self.host.upgrade() else {
             return Vec::new();
         };
-        let ids: Vec<String> = {
+        let on_sqlite: Vec<String> = {
             let state = lock(&host.state);
-            let uses_database = state
-                .plugins
-                .get(&self.plugin)
-                .is_some_and(|p| p.file.meta.database);
+            let Some(plugin) = state.plugins.get(&self.plugin) else {
+                return Vec::new();
+            };
+            let meta = &plugin.file.meta;
             state
                 .instances
                 .values()
-                .filter(|i| uses_database && i.record.plugin == self.plugin)
+                .filter(|i| meta.database && i.record.plugin == self.plugin)
                 .filter(|i| {
-                    i.record
-                        .database_engine
-                        .as_deref()
-                        .is_none_or(|e| e == "sqlite")
+                    host.databases
+                        .engine_for(
+                            &i.record.id,
+                            &meta.database_type,
+                            i.record.database_engine.as_deref(),
+                        )
+                        .is_ok_and(|e| e == database::Engine::Sqlite)
                 })
                 .map(|i| i.record.id.clone())
                 .collect()
         };
         let mut files = Vec::new();
-        for id in ids {
-            match database::prepare_file(&host.database_path(&id)).await {
-                Ok(pair) => files.extend(pair),
+        for id in on_sqlite {
+            match host.databases.prepare(&id, database::Engine::Sqlite).await {
+                Ok(placement) => files.extend(
+                    placement
+                        .sqlite_file()
+                        .map(|f| [f.to_owned(), database::sqlite::journal_of(f)])
+                        .into_iter()
+                        .flatten(),
+                ),
                 Err(err) => {
                     tracing::warn!(target: LOG, instance = %id, error = %err, "Cannot prepare the instance's database");
                 }

@@ -11,7 +11,7 @@ pub mod matrix;
 mod matrix_routes;
 pub mod python;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -39,10 +39,28 @@ pub struct InstanceStart {
     pub homeserver: String,
     /// The stored YAML text, verbatim.
     pub config: String,
-    /// `sqlite:<absolute path>` when the plugin asked for a database.
-    pub database_url: Option<String>,
+    /// Where its database is, when the plugin asked for one.
+    pub database: Option<Placement>,
     /// Where the instance's web app is served, for plugins with `webapp: true`.
     pub webapp_url: Option<String>,
+}
+
+/// Where a started instance finds its database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// `sqlite:<absolute path>` or the PostgreSQL URL.
+    pub url: String,
+    /// The instance's schema on PostgreSQL.
+    pub schema: Option<String>,
+    /// The most connections the instance may open on PostgreSQL.
+    pub max_conns: Option<u32>,
+}
+
+impl Placement {
+    /// The SQLite file, if the database is one.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.url.strip_prefix("sqlite:").map(Path::new)
+    }
 }
 
 /// An HTTP request for an instance's web app, with the path below the instance's prefix.

@@ -324,17 +324,24 @@ async fn plugin_and_instance_routes_refuse_bad_input(server: &TestServer) {
     assert!(status_line.contains("unhandled_http_413"), "{status_line}");
     assert!(files_in(&plugins).is_empty());
 
-    // Legacy SQLAlchemy databases are not supported: maubot's answer without SQLAlchemy.
+    // Legacy SQLAlchemy databases are supported, and a bare `- ` among the dependencies is
+    // nothing (maubot accepts both).
     let legacy = zip_of(&[
-        ("maubot.yaml", format!("{meta}database: true\n").as_bytes()),
+        (
+            "maubot.yaml",
+            format!("{meta}database: true\ndependencies:\n- \n").as_bytes(),
+        ),
         ("bad.py", module),
     ]);
-    let answer = upload(server, &token, legacy, "").await;
-    assert_error(
-        &answer,
-        StatusCode::NOT_IMPLEMENTED,
-        "unsupported_plugin_database",
-    );
+    let (status, body) = upload(server, &token, legacy, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = server
+        .send(
+            server.http.delete(server.api("/plugin/test.bad")),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     // PUT with another ID in the path.
     let answer = server
@@ -981,7 +988,7 @@ async fn python_package_unit_tests_pass() {
 async fn a_missing_python_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = maubot_types::config::PythonHost {
-        interpreter: "/nonexistent/python3".into(),
+        interpreter: Some("/nonexistent/python3".into()),
         venv: dir.path().join("venv").display().to_string(),
         ..Default::default()
     };

@@ -404,8 +404,11 @@ impl JsonSchema for AdminPassword {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct PythonHost {
-    /// The Python interpreter (3.10 or newer) that creates the environment.
-    pub interpreter: String,
+    /// The Python interpreter (3.10 or newer) that creates the environment; null picks the
+    /// newest one found (`python3.14` ... `python3.10` on the `PATH`, Pythons installed by
+    /// pyenv, then `python3`), as plugins written for maubot's container image use its newer
+    /// Python's syntax.
+    pub interpreter: Option<String>,
     /// Directory of the environment (a venv with maubot-rs's `maubot` package and `mautrix`),
     /// created and updated on first need.
     pub venv: String,
@@ -429,7 +432,7 @@ pub struct PythonHost {
 impl Default for PythonHost {
     fn default() -> Self {
         Self {
-            interpreter: "python3".to_owned(),
+            interpreter: None,
             venv: "./python-env".to_owned(),
             start_timeout: 60.0,
             ping_interval: 10.0,

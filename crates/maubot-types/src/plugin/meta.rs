@@ -36,11 +36,13 @@ pub struct PluginMeta {
     /// Globs of further files `mbc build` puts in the archive. Build time only.
     #[serde(default)]
     pub extra_files: Vec<String>,
-    /// pip requirements; not installed by maubot, informational.
-    #[serde(default)]
+    /// pip requirements, installed by maubot-rs before the plugin's first start (maubot
+    /// ignores them). Empty entries (a bare `- `) are dropped, as maubot accepts them.
+    #[serde(default, deserialize_with = "requirements")]
     pub dependencies: Vec<String>,
-    /// Optional pip requirements; informational.
-    #[serde(default)]
+    /// Optional pip requirements: installed by maubot-rs when they can be; a failure is only a
+    /// warning.
+    #[serde(default, deserialize_with = "requirements")]
     pub soft_dependencies: Vec<String>,
     /// Whether instances get a database.
     #[serde(default)]
@@ -57,6 +59,17 @@ pub struct PluginMeta {
     /// Keys maubot-rs does not know, kept as they were and written back.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A list of requirements, without the empty entries a bare `- ` gives.
+fn requirements<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let entries = Option::<Vec<Option<String>>>::deserialize(deserializer)?;
+    Ok(entries
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| !entry.trim().is_empty())
+        .collect())
 }
 
 fn default_maubot_version() -> Version {
@@ -624,6 +637,23 @@ database: false
         assert_eq!(meta.modules, ["y", "on"]);
         assert!(meta.webapp);
         assert_eq!(meta.extra["x"], "yes");
+    }
+
+    /// Regression: a bare `- ` under `dependencies` was refused (`dependencies[0]: invalid type:
+    /// null`); maubot accepts it.
+    #[test]
+    fn empty_requirement_entries_are_dropped() {
+        let meta = PluginMeta::parse(
+            "id: a\nversion: '1'\nmodules: [a]\nmain_class: A\ndependencies:\n- \n- pytz\n\
+             soft_dependencies:\n-\n",
+        )
+        .expect("valid");
+        assert_eq!(meta.dependencies, ["pytz"]);
+        assert!(meta.soft_dependencies.is_empty());
+        let meta =
+            PluginMeta::parse("id: a\nversion: '1'\nmodules: [a]\nmain_class: A\ndependencies:\n")
+                .expect("valid");
+        assert!(meta.dependencies.is_empty());
     }
 
     #[test]

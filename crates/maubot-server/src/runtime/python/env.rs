@@ -10,9 +10,10 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
+use super::interpreter::{self, Interpreter};
 use crate::runtime::RuntimeError;
 
-mod sources {
+pub(super) mod sources {
     include!(concat!(env!("OUT_DIR"), "/python_sources.rs"));
 }
 
@@ -21,8 +22,6 @@ const LOG: &str = "maubot.host";
 const SOURCES_DIR: &str = "maubot-rs-python";
 /// What the venv was built from; a different stamp rebuilds it.
 const STAMP_FILE: &str = "maubot-rs-stamp";
-/// Marks a complete installation of a plugin's dependencies.
-const INSTALLED: &str = ".installed";
 
 /// A ready environment.
 #[derive(Debug, Clone)]
@@ -30,7 +29,7 @@ pub struct Prepared {
     pub python: PathBuf,
     /// The workers' `PYTHONPATH`: the host's packages first, then a plugin's dependencies.
     pub pythonpath: Vec<PathBuf>,
-    venv: PathBuf,
+    pub(super) venv: PathBuf,
 }
 
 impl Prepared {
@@ -53,97 +52,6 @@ impl Prepared {
             paths.extend(bin.parent().map(Path::to_owned));
         }
         paths
-    }
-
-    /// The environment for a plugin that lists `dependencies` (pip requirements) in its
-    /// `maubot.yaml`: they are installed once per distinct list into a directory of their own,
-    /// with the host's pinned packages as constraints (so a plugin cannot swap mautrix or
-    /// aiohttp from under the host), and that directory goes on the plugin's path after the
-    /// host's packages.
-    pub async fn with_dependencies(
-        &self,
-        plugin_id: &str,
-        dependencies: &[String],
-    ) -> Result<Prepared, RuntimeError> {
-        if dependencies.is_empty() {
-            return Ok(self.clone());
-        }
-        if let Some(option) = dependencies
-            .iter()
-            .find(|d| d.trim_start().starts_with('-'))
-        {
-            return Err(RuntimeError::Plugin {
-                message: format!(
-                    "Dependency {option:?} of the plugin is a pip option, not a requirement"
-                ),
-                detail: None,
-            });
-        }
-        let mut hash = Sha256::new();
-        for dependency in dependencies {
-            hash.update(dependency.as_bytes());
-            hash.update([0]);
-        }
-        hash.update(sources::REQUIREMENTS.as_bytes());
-        let key = hex(&hash.finalize())[..16].to_owned();
-        let all = self.venv.join("plugin-deps");
-        let dir = all.join(&key);
-        if !dir.join(INSTALLED).exists() {
-            let unavailable =
-                |e: std::io::Error| RuntimeError::Unavailable(format!("{}: {e}", all.display()));
-            tokio::fs::create_dir_all(&all).await.map_err(unavailable)?;
-            let lock = lock_file(all.join(format!("{key}.lock")))
-                .await
-                .map_err(unavailable)?;
-            if !dir.join(INSTALLED).exists() {
-                self.install(plugin_id, dependencies, &dir).await?;
-            }
-            drop(lock);
-        }
-        let mut prepared = self.clone();
-        prepared.pythonpath.push(dir);
-        Ok(prepared)
-    }
-
-    async fn install(
-        &self,
-        plugin_id: &str,
-        dependencies: &[String],
-        dir: &Path,
-    ) -> Result<(), RuntimeError> {
-        tracing::info!(
-            target: LOG, plugin = %plugin_id, dependencies = %dependencies.join(", "),
-            "Installing the plugin's Python dependencies from PyPI"
-        );
-        let partial = dir.with_extension("partial");
-        let _ = tokio::fs::remove_dir_all(&partial).await;
-        run(Command::new(&self.python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "-q",
-            ])
-            .arg("--target")
-            .arg(&partial)
-            .arg("--constraint")
-            .arg(self.venv.join("requirements.txt"))
-            .args(dependencies))
-        .await
-        .map_err(|e| {
-            RuntimeError::Unavailable(format!(
-                "cannot install the plugin's dependencies ({}): {e}",
-                dependencies.join(", ")
-            ))
-        })?;
-        let io = |e: std::io::Error| RuntimeError::Unavailable(format!("{}: {e}", dir.display()));
-        tokio::fs::rename(&partial, dir).await.map_err(io)?;
-        tokio::fs::write(dir.join(INSTALLED), "")
-            .await
-            .map_err(io)?;
-        Ok(())
     }
 }
 
@@ -179,15 +87,17 @@ fn absolute(path: &str) -> Result<PathBuf, RuntimeError> {
         .map_err(|e| RuntimeError::Unavailable(format!("invalid python_host.venv {path:?}: {e}")))
 }
 
-fn stamp(settings: &PythonHost) -> String {
+fn stamp(interpreter: &Interpreter) -> String {
     let mut hash = Sha256::new();
-    hash.update(settings.interpreter.as_bytes());
+    hash.update(interpreter.executable.as_os_str().as_encoded_bytes());
+    hash.update([0]);
+    hash.update(interpreter.version_text().as_bytes());
     hash.update([0]);
     hash.update(sources::REQUIREMENTS.as_bytes());
     hex(&hash.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -207,13 +117,14 @@ async fn prepare(settings: &PythonHost) -> Result<Prepared, RuntimeError> {
         .await
         .map_err(|e| io("cannot lock", e))?;
 
+    let interpreter = interpreter::choose(settings.interpreter.as_deref()).await?;
     let python = venv.join("bin").join("python");
-    let wanted = stamp(settings);
+    let wanted = stamp(&interpreter);
     let current = tokio::fs::read_to_string(venv.join(STAMP_FILE))
         .await
         .unwrap_or_default();
     if current.trim() != wanted || !python.exists() {
-        create_venv(settings, &venv, &python).await?;
+        create_venv(&interpreter, &venv, &python).await?;
         tokio::fs::write(venv.join(STAMP_FILE), &wanted)
             .await
             .map_err(|e| io("cannot write to", e))?;
@@ -231,39 +142,18 @@ async fn prepare(settings: &PythonHost) -> Result<Prepared, RuntimeError> {
 }
 
 async fn create_venv(
-    settings: &PythonHost,
+    interpreter: &Interpreter,
     venv: &Path,
     python: &Path,
 ) -> Result<(), RuntimeError> {
+    let executable = &interpreter.executable;
     tracing::info!(
-        target: LOG, venv = %venv.display(), interpreter = %settings.interpreter,
+        target: LOG, venv = %venv.display(), python = %executable.display(),
+        version = %interpreter.version_text(),
         "Preparing the Python environment for plugins (first use; installs mautrix from PyPI)"
     );
     let started = std::time::Instant::now();
-    let interpreter = &settings.interpreter;
-    let version = run(
-        Command::new(interpreter).args([
-            "-c",
-            "import sys; print('%d.%d' % sys.version_info[:2]); sys.exit(0 if sys.version_info >= (3, 10) else 3)",
-        ]),
-    )
-    .await
-    .map_err(|e| match e {
-        RunError::Spawn(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            RuntimeError::Unavailable(format!(
-                "Python is needed for Python plugins, but the interpreter `{interpreter}` was not \
-                 found: install Python 3.10 or newer, or set python_host.interpreter"
-            ))
-        }
-        RunError::Failed(output) => RuntimeError::Unavailable(format!(
-            "Python plugins need Python 3.10 or newer; `{interpreter}` is {}",
-            output.trim()
-        )),
-        other => RuntimeError::Unavailable(format!("cannot run `{interpreter}`: {other}")),
-    })?;
-    tracing::debug!(target: LOG, version = %version.trim(), "Python found");
-
-    run(Command::new(interpreter)
+    run(Command::new(executable)
         .arg("-m")
         .arg("venv")
         .arg("--clear")
@@ -271,9 +161,10 @@ async fn create_venv(
     .await
     .map_err(|e| {
         RuntimeError::Unavailable(format!(
-            "cannot create a Python venv in {} with `{interpreter} -m venv` (on Debian, \
-                 install python3-venv): {e}",
-            venv.display()
+            "cannot create a Python venv in {} with `{} -m venv` (on Debian, install \
+             python3-venv): {e}",
+            venv.display(),
+            executable.display()
         ))
     })?;
     let requirements = venv.join("requirements.txt");
@@ -323,7 +214,7 @@ async fn write_sources(dir: &Path) -> std::io::Result<()> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum RunError {
+pub(super) enum RunError {
     #[error("{0}")]
     Spawn(std::io::Error),
     #[error("{0}")]
@@ -331,7 +222,7 @@ enum RunError {
 }
 
 /// Runs a command to completion; its standard output, or the tail of what it printed on failure.
-async fn run(command: &mut Command) -> Result<String, RunError> {
+pub(super) async fn run(command: &mut Command) -> Result<String, RunError> {
     let output = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -361,7 +252,7 @@ async fn run(command: &mut Command) -> Result<String, RunError> {
 
 /// Creates `path` and waits, off the async threads, until this process holds its exclusive lock
 /// (released when the file is dropped).
-async fn lock_file(path: PathBuf) -> std::io::Result<std::fs::File> {
+pub(super) async fn lock_file(path: PathBuf) -> std::io::Result<std::fs::File> {
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::create(&path)?;
         file.lock()?;

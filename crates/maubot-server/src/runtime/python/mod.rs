@@ -6,11 +6,13 @@
 //! the worker is started again with backoff (1 s doubling to 60 s) with the same instances.
 
 mod env;
+mod interpreter;
+mod packages;
 mod sandbox;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use base64::Engine as _;
 use maubot_types::config::PythonHost;
 use serde_json::{Value, json};
 
-use self::env::Environment;
+use self::env::{Environment, Prepared};
 use self::sandbox::{Grants, Sandbox};
 use self::worker::{Inbound, Worker};
 use super::{
@@ -110,6 +112,12 @@ struct PythonPlugin {
     granted: Mutex<Option<BTreeSet<PathBuf>>>,
 }
 
+/// The package of maubot's container image whose module `err` says is missing.
+fn missing_image_package(err: &RuntimeError) -> Option<&'static str> {
+    let text = format!("{err}\n{}", err.detail().unwrap_or_default());
+    packages::missing_module(&text).and_then(packages::image_package_for)
+}
+
 fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(60))
 }
@@ -160,12 +168,30 @@ impl PythonPlugin {
         if let Some(worker) = self.current_worker() {
             return Ok(worker);
         }
-        let prepared = self
-            .env
-            .ensure()
-            .await?
-            .with_dependencies(self.id(), &self.code.meta.dependencies)
-            .await?;
+        let base = self.env.ensure().await?;
+        let meta = &self.code.meta;
+        let mut installed = BTreeSet::new();
+        loop {
+            let prepared = base
+                .for_plugin(self.id(), &meta.dependencies, &meta.soft_dependencies)
+                .await?;
+            let err = match self.spawn_loaded(&prepared).await {
+                Ok(worker) => return Ok(worker),
+                Err(err) => err,
+            };
+            // A plugin written for maubot's container image imports a package it ships
+            // without declaring it: install that package, then load once more.
+            match missing_image_package(&err) {
+                Some(package) if installed.insert(package) => {
+                    base.install_image_package(self.id(), package).await?;
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// A new worker in the environment `prepared`, with the plugin loaded.
+    async fn spawn_loaded(&self, prepared: &Prepared) -> Result<Arc<Worker>, RuntimeError> {
         let inbound: Arc<dyn Inbound> = Arc::new(Callbacks {
             plugin: self.this.clone(),
         });
@@ -192,7 +218,7 @@ impl PythonPlugin {
             None
         };
         *lock(&self.granted) = sandbox.is_some().then(|| databases.into_iter().collect());
-        let worker = Worker::spawn(&prepared, self.id(), inbound, home, sandbox.as_ref()).await?;
+        let worker = Worker::spawn(prepared, self.id(), inbound, home, sandbox.as_ref()).await?;
         let params = json!({
             "path": self.code.path,
             "meta": self.code.meta.to_json(),
@@ -321,11 +347,7 @@ impl PythonPlugin {
     /// Whether the current worker's sandbox grants `instance`'s database (an instance created,
     /// renamed or moved to this plugin after the worker started is not granted).
     fn sandbox_grants(&self, instance: &InstanceStart) -> bool {
-        let file = instance
-            .database_url
-            .as_deref()
-            .and_then(|url| url.strip_prefix("sqlite:"))
-            .map(Path::new);
+        let file = instance.database.as_ref().and_then(|db| db.sqlite_file());
         match (lock(&self.granted).as_ref(), file) {
             (Some(granted), Some(file)) => granted.contains(file),
             _ => true,
@@ -384,7 +406,11 @@ impl PythonPlugin {
                 "homeserver": instance.homeserver,
             },
             "config": instance.config,
-            "database": instance.database_url.as_ref().map(|url| json!({ "url": url })),
+            "database": instance.database.as_ref().map(|db| json!({
+                "url": db.url,
+                "schema": db.schema,
+                "max_conns": db.max_conns,
+            })),
             "webapp_url": instance.webapp_url,
         });
         let what = format!("Starting instance {}", instance.instance_id);
@@ -438,7 +464,20 @@ impl LoadedPlugin for PythonPlugin {
         if !self.sandbox_grants(&instance) {
             worker = self.respawn(worker).await?;
         }
-        let result = self.start_in(&worker, instance).await;
+        let mut result = self.start_in(&worker, instance.clone()).await;
+        // Imported in `start()` (or the driver of a legacy database on PostgreSQL): a package
+        // of maubot's container image is installed, and the start tried once more.
+        if let Err(err) = &result
+            && let Some(package) = missing_image_package(err)
+        {
+            self.env
+                .ensure()
+                .await?
+                .install_image_package(self.id(), package)
+                .await?;
+            worker = self.respawn(worker).await?;
+            result = self.start_in(&worker, instance).await;
+        }
         if result.is_err() {
             self.release_if_idle(&worker).await;
         }

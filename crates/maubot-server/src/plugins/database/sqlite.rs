@@ -12,15 +12,12 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
+
+use super::{Flavor, SqlError, is_select};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow};
 use sqlx::{
     Column as _, ConnectOptions as _, Connection as _, Row as _, TypeInfo as _, ValueRef as _,
 };
-
-/// What went wrong with a query: the database's own message.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SqlError(pub String);
 
 /// The journal next to a database file.
 pub fn journal_of(path: &Path) -> PathBuf {
@@ -33,7 +30,7 @@ pub fn journal_of(path: &Path) -> PathBuf {
 /// mode (as maubot's and sqlx's defaults leave them). Returns both paths, for the sandbox.
 pub async fn prepare_file(path: &Path) -> Result<[PathBuf; 2], SqlError> {
     let journal = journal_of(path);
-    let io = |e: std::io::Error| SqlError(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| SqlError::new(format!("{}: {e}", path.display()));
     for file in [path, &journal] {
         std::fs::OpenOptions::new()
             .create(true)
@@ -51,7 +48,7 @@ pub async fn prepare_file(path: &Path) -> Result<[PathBuf; 2], SqlError> {
     if is_wal {
         tracing::info!(target: "maubot.instance", path = %path.display(), "Switching an instance database from WAL to a rollback journal");
         let conn = connect(path).await?;
-        conn.close().await.map_err(|e| SqlError(e.to_string()))?;
+        conn.close().await?;
     }
     Ok([path.to_owned(), journal])
 }
@@ -62,8 +59,7 @@ async fn connect(path: &Path) -> Result<sqlx::SqliteConnection, SqlError> {
         .create_if_missing(false)
         .journal_mode(SqliteJournalMode::Truncate)
         .connect()
-        .await
-        .map_err(|e| SqlError(e.to_string()))?;
+        .await?;
     forbid_attach(&mut conn).await?;
     Ok(conn)
 }
@@ -71,10 +67,7 @@ async fn connect(path: &Path) -> Result<sqlx::SqliteConnection, SqlError> {
 /// No `ATTACH DATABASE` through the query route: an admin could otherwise read any SQLite file
 /// the server can (the main database's access tokens) through an instance database.
 async fn forbid_attach(conn: &mut sqlx::SqliteConnection) -> Result<(), SqlError> {
-    let mut handle = conn
-        .lock_handle()
-        .await
-        .map_err(|e| SqlError(e.to_string()))?;
+    let mut handle = conn.lock_handle().await?;
     let raw = handle.as_raw_handle().as_ptr();
     // SAFETY: `raw` is the open connection `handle` holds locked for the duration of the call;
     // `sqlite3_limit` only sets a limit of that connection.
@@ -86,15 +79,14 @@ async fn forbid_attach(conn: &mut sqlx::SqliteConnection) -> Result<(), SqlError
 }
 
 /// `{"<table>": {"columns": {"<column>": {"type", "nullable", "default", "primary"}}}}`, every
-/// table including the plugin's version table. (maubot reports SQLite's `notnull` as `nullable`;
-/// here `nullable` means nullable.)
-pub async fn tables(path: &Path) -> Result<Value, SqlError> {
+/// table including the plugin's version table; SQLAlchemy's answer adds `unique`. (maubot reports
+/// SQLite's `notnull` as `nullable` for mautrix databases; here `nullable` means nullable.)
+pub async fn tables(path: &Path, flavor: Flavor) -> Result<Value, SqlError> {
     let mut conn = connect(path).await?;
     let names: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             .fetch_all(&mut conn)
-            .await
-            .map_err(|e| SqlError(e.to_string()))?;
+            .await?;
     let mut tables = Map::new();
     for name in names {
         let columns: Vec<(String, String, bool, Option<String>, i64)> = sqlx::query_as(
@@ -102,17 +94,31 @@ pub async fn tables(path: &Path) -> Result<Value, SqlError> {
         )
         .bind(&name)
         .fetch_all(&mut conn)
-        .await
-        .map_err(|e| SqlError(e.to_string()))?;
+        .await?;
+        // Columns that a unique index of their own covers.
+        let unique: Vec<String> = if flavor == Flavor::Sqlalchemy {
+            sqlx::query_scalar(
+                "SELECT ii.name FROM pragma_index_list($1) AS il, pragma_index_info(il.name) AS ii \
+                 WHERE il.\"unique\" AND (SELECT COUNT(*) FROM pragma_index_info(il.name)) = 1",
+            )
+            .bind(&name)
+            .fetch_all(&mut conn)
+            .await?
+        } else {
+            Vec::new()
+        };
         let columns: Map<String, Value> = columns
             .into_iter()
             .map(|(column, kind, notnull, default, pk)| {
-                let info = json!({
+                let mut info = json!({
                     "type": kind,
                     "nullable": !notnull,
                     "default": default,
                     "primary": pk > 0,
                 });
+                if flavor == Flavor::Sqlalchemy {
+                    info["unique"] = json!(unique.contains(&column));
+                }
                 (column, info)
             })
             .collect();
@@ -129,47 +135,45 @@ pub async fn columns(path: &Path, table: &str) -> Result<Option<Vec<String>>, Sq
         sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
             .bind(table)
             .fetch_all(&mut conn)
-            .await
-            .map_err(|e| SqlError(e.to_string()))?;
+            .await?;
     let _ = conn.close().await;
     Ok((!names.is_empty()).then_some(names))
 }
 
 /// Runs one statement as maubot's query route does: a `SELECT` answers `rows` (and `columns`
-/// when there are rows), anything else `rowcount`.
-pub async fn query(path: &Path, sql: &str, rows_as_dict: bool) -> Result<Value, SqlError> {
+/// when there are rows, or always for SQLAlchemy), anything else `rowcount`.
+pub async fn query(
+    path: &Path,
+    flavor: Flavor,
+    sql: &str,
+    rows_as_dict: bool,
+) -> Result<Value, SqlError> {
     let mut conn = connect(path).await?;
     let statement = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
     let mut answer = json!({ "ok": true, "query": sql });
-    if sql.to_uppercase().starts_with("SELECT") {
-        let rows = statement
-            .fetch_all(&mut conn)
-            .await
-            .map_err(|e| SqlError(e.to_string()))?;
-        let names: Vec<String> = rows
-            .first()
-            .map(|row| row.columns().iter().map(|c| c.name().to_owned()).collect())
-            .unwrap_or_default();
-        let values: Vec<Value> = rows
+    if is_select(sql) {
+        let rows = statement.fetch_all(&mut conn).await?;
+        let names: Vec<String> = match rows.first() {
+            Some(row) => row.columns().iter().map(|c| c.name().to_owned()).collect(),
+            None if flavor == Flavor::Sqlalchemy => {
+                use sqlx::Executor as _;
+                let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_owned()));
+                let described = (&mut conn).describe(sql).await?;
+                described
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_owned())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let cells: Vec<Vec<Value>> = rows
             .iter()
-            .map(|row| {
-                let cells = (0..row.len()).map(|i| cell(row, i));
-                if rows_as_dict {
-                    Value::Object(names.iter().cloned().zip(cells).collect())
-                } else {
-                    Value::Array(cells.collect())
-                }
-            })
+            .map(|row| (0..row.len()).map(|i| cell(row, i)).collect())
             .collect();
-        answer["rows"] = Value::Array(values);
-        if !names.is_empty() {
-            answer["columns"] = json!(names);
-        }
+        super::put_rows(&mut answer, names, cells, rows_as_dict);
     } else {
-        let done = statement
-            .execute(&mut conn)
-            .await
-            .map_err(|e| SqlError(e.to_string()))?;
+        let done = statement.execute(&mut conn).await?;
         answer["rowcount"] = json!(done.rows_affected());
     }
     let _ = conn.close().await;
