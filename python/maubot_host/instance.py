@@ -17,30 +17,23 @@ from mautrix.types import Event, EventType, GenericEvent, Membership, Serializer
 from yarl import URL
 
 from maubot.__meta__ import __version__
-from maubot.loader import DatabaseType, ZippedPluginLoader
+from maubot.loader import ZippedPluginLoader
 from maubot.plugin_base import Plugin
 
 from .client import HostedMatrixClient
+from .database import PluginDatabase, open_database
 from .matrix_api import RPCHTTPAPI
 from .rpc import Connection, RPCError
 
 # What only some plugins use is imported when one does (a database, a config, a web app):
-# mautrix's database layer (asyncpg, aiosqlite), ruamel.yaml and aiohttp's server are several
-# MiB of the worker's memory that an echo bot never needs.
+# mautrix's database layer (asyncpg, aiosqlite), SQLAlchemy, ruamel.yaml and aiohttp's server
+# are several MiB of the worker's memory that an echo bot never needs.
 if TYPE_CHECKING:
-    from mautrix.util.async_db import Database
-
     from maubot.plugin_server import PluginWebApp
 
     from .config import InstanceConfig
 
 USER_AGENT = f"maubot/{__version__} {HTTPAPI.default_ua}"
-
-SQLALCHEMY_UNSUPPORTED = (
-    "The plugin uses a legacy SQLAlchemy database (database_type: sqlalchemy, the default when "
-    "maubot.yaml sets database: true without database_type), which maubot-rs does not support; "
-    "it supports database_type: asyncpg"
-)
 
 
 class Instance:
@@ -51,7 +44,7 @@ class Instance:
         self.log = logging.getLogger(f"maubot.instance.{instance_id}")
         self.client: HostedMatrixClient | None = None
         self.http: ClientSession | None = None
-        self.database: Database | None = None
+        self.database: PluginDatabase | None = None
         self.config: InstanceConfig | None = None
         self.plugin: Plugin | None = None
         self.webapp: PluginWebApp | None = None
@@ -72,7 +65,9 @@ class Instance:
             raise RPCError("start needs client.user_id and client.homeserver")
 
         if meta.database:
-            self.database = await self._start_database(cls, params.get("database"))
+            self.database = await open_database(
+                self.id, meta.database_type, params.get("database"), cls.get_db_upgrade_table()
+            )
 
         config = None
         base_config = None
@@ -119,7 +114,7 @@ class Instance:
                 instance_id=self.id,
                 log=self.log,
                 config=config,
-                database=self.database,
+                database=self.database.value if self.database is not None else None,
                 webapp=webapp,
                 webapp_url=URL(webapp_url) if webapp is not None else None,
                 loader=self.loader,
@@ -136,40 +131,6 @@ class Instance:
             ) from e
         self.started = True
         return {"base_config": base_config}
-
-    async def _start_database(self, cls: type[Plugin], params: dict[str, Any] | None) -> Database:
-        db_type = self.loader.meta.database_type
-        if db_type == DatabaseType.SQLALCHEMY:
-            raise RPCError(SQLALCHEMY_UNSUPPORTED)
-        if db_type != DatabaseType.ASYNCPG:
-            raise RPCError(f"Unknown database_type {db_type.value} in maubot.yaml")
-        if not params or not params.get("url"):
-            raise RPCError("The plugin needs a database, but the server gave none")
-        url = URL(params["url"])
-        db_args: dict[str, Any]
-        if url.scheme.startswith(("postgres", "cockroach")):
-            # asyncpg's "internal client error" would otherwise exit the whole worker.
-            db_args = {"meow_exit_on_ice": False}
-        else:
-            # The sandbox grants the database file and its journal, not their folder: WAL's
-            # `-wal` and `-shm` files could not be created, the kept journal can.
-            db_args = {"init_commands": ["PRAGMA journal_mode = TRUNCATE"]}
-        from mautrix.util.async_db import Database
-
-        try:
-            database = Database.create(
-                url,
-                upgrade_table=cls.get_db_upgrade_table(),
-                db_args=db_args,
-                log=logging.getLogger(f"maubot.instance_db.{self.id}"),
-            )
-            await database.start()
-        except Exception as e:
-            self.log.exception("Failed to start instance database")
-            raise RPCError(
-                f"Failed to start database: {type(e).__name__}: {e}", traceback.format_exc()
-            ) from e
-        return database
 
     def _config_saved(self, text: str) -> None:
         self.conn.notify("config_save", {"instance_id": self.id, "config": text})

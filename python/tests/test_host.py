@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import importlib.util
 import json
 import os
 import select
@@ -637,7 +638,10 @@ class InstanceTest(WorkerTest):
         error = self.server.error("web_request", {"instance_id": "nope", **params})
         self.assertEqual(error["message"], "Instance nope is not running")
 
-    def test_legacy_sqlalchemy_database_is_refused(self) -> None:
+    @unittest.skipUnless(
+        importlib.util.find_spec("sqlalchemy"), "SQLAlchemy is not installed ('SQLAlchemy>1,<1.4')"
+    )
+    def test_legacy_sqlalchemy_database_on_sqlite(self) -> None:
         meta = {
             "id": "t.sqla",
             "version": "1.0",
@@ -646,11 +650,47 @@ class InstanceTest(WorkerTest):
             "database": True,
         }
         files = {
-            "mbhost_test_sqla.py": "from maubot import Plugin\n\nclass Bot(Plugin):\n    pass\n"
+            "mbhost_test_sqla.py": """
+                import sqlalchemy as sql
+
+                from maubot import MessageEvent, Plugin
+                from maubot.handlers import command
+
+
+                class Bot(Plugin):
+                    async def start(self) -> None:
+                        metadata = sql.MetaData()
+                        self.hits = sql.Table(
+                            "hits", metadata, sql.Column("id", sql.Integer, primary_key=True)
+                        )
+                        metadata.create_all(self.database)
+
+                    @command.new("count")
+                    async def count(self, evt: MessageEvent) -> None:
+                        self.database.execute(self.hits.insert())
+                        hits = self.database.execute(sql.func.count(self.hits.c.id)).scalar()
+                        mode = self.database.execute("PRAGMA journal_mode").scalar()
+                        await evt.respond(f"{hits} {mode}", markdown=False)
+                """
         }
         self.assertIn("result", self.load("sqla", files, meta))
-        response = self.start("sqla1", database={"url": f"sqlite:{self.tmp.name}/sqla1.db"})
-        self.assertIn("legacy SQLAlchemy database", response["error"]["message"])
+        database = {"url": f"sqlite:{self.tmp.name}/sqla1.db"}
+        for n in (1, 2):
+            # Stopped and started again: the rows stay in the instance's file.
+            self.assertEqual(
+                self.start("sqla1", database=database)["result"], {"base_config": None}
+            )
+            event_request = self.server.request(
+                "event", {"instance_id": "sqla1", "event": message_event("!count", f"$e{n}")}
+            )
+            request = self.server.matrix_request()
+            self.assertEqual(request["params"]["body"]["body"], f"{n} truncate")
+            self.server.answer(request, 200, {"event_id": f"$r{n}"})
+            self.assertIn("result", self.server.response(event_request))
+            self.server.call("stop", {"instance_id": "sqla1"})
+        files = os.listdir(self.tmp.name)
+        self.assertIn("sqla1.db", files)
+        self.assertNotIn("sqla1.db-wal", files)
 
     def test_asyncpg_database_on_sqlite(self) -> None:
         meta = {
