@@ -23,16 +23,30 @@ pub(crate) async fn server_with_synapse(
     backend: Backend,
     test: &str,
 ) -> Option<(TestServer, &'static Synapse)> {
+    server_with_synapse_and(backend, test, |_| {}).await
+}
+
+/// [`server_with_synapse`] with more changes to the config.
+pub(crate) async fn server_with_synapse_and(
+    backend: Backend,
+    test: &str,
+    adjust: impl FnOnce(&mut maubot_types::config::Config),
+) -> Option<(TestServer, &'static Synapse)> {
     let synapse = tokio::task::spawn_blocking(Synapse::shared)
         .await
         .expect("synapse");
-    Some((server_for(backend, test, synapse).await?, synapse))
+    Some((server_for(backend, test, synapse, adjust).await?, synapse))
 }
 
 /// A server whose `homeservers` has `localhost` = `synapse`, and `not-synapse`, an HTTP server
 /// that answers 404 to everything (as a homeserver without Synapse's admin API and without
 /// password login does to those requests).
-async fn server_for(backend: Backend, test: &str, synapse: &Synapse) -> Option<TestServer> {
+async fn server_for(
+    backend: Backend,
+    test: &str,
+    synapse: &Synapse,
+    adjust: impl FnOnce(&mut maubot_types::config::Config),
+) -> Option<TestServer> {
     let not_synapse = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -53,6 +67,7 @@ async fn server_for(backend: Backend, test: &str, synapse: &Synapse) -> Option<T
                 secret: Some(Secret::new("irrelevant")),
             },
         );
+        adjust(config);
     })
     .await
 }
@@ -636,7 +651,7 @@ async fn sync_recovers_when_the_homeserver_returns() {
         .await
         .expect("join")
         .expect("own synapse");
-    let server = server_for(Backend::Sqlite, "sync_recovers", &synapse)
+    let server = server_for(Backend::Sqlite, "sync_recovers", &synapse, |_| {})
         .await
         .expect("sqlite");
     let token = server.root_token().await;

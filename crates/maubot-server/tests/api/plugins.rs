@@ -507,7 +507,7 @@ impl Room {
     }
 }
 
-async fn wait_for_instance(
+pub(crate) async fn wait_for_instance(
     server: &TestServer,
     token: &str,
     id: &str,
