@@ -14,3 +14,4 @@ mod plugins;
 mod security;
 mod synapse;
 mod zoo;
+mod zygote;

@@ -71,6 +71,7 @@ async fn a_hostile_plugin_is_refused_at_every_boundary() {
     assert!(victim_db.exists(), "the victim's database");
     let show = |path: &Path| path.display().to_string();
     let hostile_config = json!({
+        "server_pid": std::process::id(),
         "victim_instance": victim,
         "forbidden_reads": [
             show(&dir.join("config.yaml")),
@@ -126,8 +127,19 @@ async fn a_hostile_plugin_is_refused_at_every_boundary() {
     }
 
     // What the plugin may do still works: its bot (not logged out), its database, its home.
-    room.expect_reply(&bot, "!own", &format!("own: {bot} rows=1"))
+    let own = room.say("!own").await;
+    let own = room
+        .message_from(&bot, "the answer to !own", |e| {
+            e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == own.as_str()
+        })
         .await;
+    let own = own["content"]["body"].as_str().unwrap_or_default();
+    assert!(own.contains(&format!("own: {bot} rows=1 ")), "{own}");
+    // Forked by the zygote, not started by the server itself.
+    assert!(
+        !own.ends_with(&format!("parent={}", std::process::id())),
+        "{own}"
+    );
 
     // Nothing changed: the victim's config, the victim's bot.
     let (_, instance) = server

@@ -419,6 +419,10 @@ pub struct PythonHost {
     pub ping_interval: f64,
     /// Seconds a worker may take to answer a liveness check before it is killed and restarted.
     pub ping_timeout: f64,
+    /// Fork workers from one pre-loaded Python process (the zygote), so that they share its
+    /// imports' memory and start in milliseconds; off, each worker is a Python process of its
+    /// own.
+    pub zygote: bool,
     /// Confine each worker with Landlock (Linux 5.13 or newer): it can read only the system's
     /// libraries, its Python and its plugin, and write only its instances' databases and a
     /// private temporary folder. Turn off only for plugins that must reach other files.
@@ -437,6 +441,7 @@ impl Default for PythonHost {
             start_timeout: 60.0,
             ping_interval: 10.0,
             ping_timeout: 10.0,
+            zygote: true,
             sandbox: true,
             sandbox_read: Vec::new(),
             sandbox_write: Vec::new(),

@@ -18,7 +18,8 @@ pub(super) mod sources {
 }
 
 const LOG: &str = "maubot.host";
-/// Where the embedded packages go, inside the venv directory.
+/// Where the embedded packages go, inside the venv directory, followed by a hash of them: servers
+/// of different builds may share one venv (the tests' do), and each must run its own code.
 const SOURCES_DIR: &str = "maubot-rs-python";
 /// What the venv was built from; a different stamp rebuilds it.
 const STAMP_FILE: &str = "maubot-rs-stamp";
@@ -97,6 +98,17 @@ fn stamp(interpreter: &Interpreter) -> String {
     hex(&hash.finalize())
 }
 
+fn sources_dir() -> String {
+    let mut hash = Sha256::new();
+    for (name, content) in sources::FILES {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update(content.as_bytes());
+        hash.update([0]);
+    }
+    format!("{SOURCES_DIR}-{}", &hex(&hash.finalize())[..16])
+}
+
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -129,7 +141,7 @@ async fn prepare(settings: &PythonHost) -> Result<Prepared, RuntimeError> {
             .await
             .map_err(|e| io("cannot write to", e))?;
     }
-    let pythonpath = venv.join(SOURCES_DIR);
+    let pythonpath = venv.join(sources_dir());
     write_sources(&pythonpath)
         .await
         .map_err(|e| io("cannot write the plugin host into", e))?;

@@ -8,8 +8,10 @@
 mod env;
 mod interpreter;
 mod packages;
+mod process;
 mod sandbox;
 mod worker;
+mod zygote;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 use self::env::{Environment, Prepared};
 use self::sandbox::{Grants, Sandbox};
 use self::worker::{Inbound, Worker};
+use self::zygote::Zygotes;
 use super::{
     InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
     RuntimeHost, SECURITY, Started, WebRequest, WebResponse,
@@ -51,12 +54,14 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 pub struct PythonRuntime {
     settings: PythonHost,
     env: Arc<Environment>,
+    zygotes: Arc<Zygotes>,
 }
 
 impl PythonRuntime {
     pub fn new(settings: PythonHost) -> Self {
         Self {
             env: Arc::new(Environment::new(settings.clone())),
+            zygotes: Arc::new(Zygotes::new(settings.zygote)),
             settings,
         }
     }
@@ -69,6 +74,7 @@ impl PluginRuntime for PythonRuntime {
             code,
             host,
             env: Arc::clone(&self.env),
+            zygotes: Arc::clone(&self.zygotes),
             settings: self.settings.clone(),
             ops: tokio::sync::Mutex::new(Backoff::default()),
             worker: Mutex::new(None),
@@ -93,6 +99,7 @@ struct PythonPlugin {
     code: PluginCode,
     host: Arc<dyn RuntimeHost>,
     env: Arc<Environment>,
+    zygotes: Arc<Zygotes>,
     settings: PythonHost,
     /// Serialises starting, stopping and restarting.
     ops: tokio::sync::Mutex<Backoff>,
@@ -218,7 +225,17 @@ impl PythonPlugin {
             None
         };
         *lock(&self.granted) = sandbox.is_some().then(|| databases.into_iter().collect());
-        let worker = Worker::spawn(prepared, self.id(), inbound, home, sandbox.as_ref()).await?;
+        let base = self.env.ensure().await?;
+        let zygote = self.zygotes.get(&base).await;
+        let worker = Worker::spawn(
+            prepared,
+            self.id(),
+            inbound,
+            home,
+            sandbox.as_ref(),
+            zygote.as_deref(),
+        )
+        .await?;
         let params = json!({
             "path": self.code.path,
             "meta": self.code.meta.to_json(),

@@ -137,6 +137,12 @@ impl Sandbox {
         }
     }
 
+    /// The ruleset, for a zygote's child to enter.
+    pub fn ruleset(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        self.ruleset.as_fd()
+    }
+
     /// Makes `command`'s child enter the sandbox before it executes anything. The sandbox must
     /// live until the child is spawned.
     pub fn confine(&self, command: &mut Command) {
@@ -179,9 +185,10 @@ fn rule(path: &Path, access: BitFlags<AccessFs>) -> Option<PathBeneath<PathFd>> 
     Some(PathBeneath::new(fd, access))
 }
 
-/// The environment a worker starts with: nothing of the server's but the locale, time zone,
-/// proxy and CA settings a plugin's HTTP client may need.
-pub fn minimal_environment(command: &mut Command, home: &Path) {
+/// The environment a worker (or the zygote) starts with: nothing of the server's but the
+/// locale, time zone, proxy and CA settings a plugin's HTTP client may need, with `home` as its
+/// home and temporary folder.
+pub fn minimal_environment(home: &Path) -> Vec<(String, String)> {
     const PASSED: &[&str] = &[
         "LANG",
         "LC_ALL",
@@ -199,19 +206,19 @@ pub fn minimal_environment(command: &mut Command, home: &Path) {
         "SSL_CERT_DIR",
         "REQUESTS_CA_BUNDLE",
     ];
-    command.env_clear();
-    for name in PASSED {
-        if let Some(value) = std::env::var_os(name) {
-            command.env(name, value);
-        }
-    }
-    command
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("HOME", home)
-        .env("TMPDIR", home)
-        .env("PYTHONNOUSERSITE", "1")
-        .current_dir(home);
+    let mut env: Vec<(String, String)> = PASSED
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?)))
+        .collect();
+    let home = home.display().to_string();
+    env.extend([
+        (
+            "PATH".to_owned(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        ),
+        ("HOME".to_owned(), home.clone()),
+        ("TMPDIR".to_owned(), home),
+        ("PYTHONNOUSERSITE".to_owned(), "1".to_owned()),
+    ]);
+    env
 }

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,11 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::env::Prepared;
-use super::sandbox::{self, Sandbox};
+use super::process::{Launch, WorkerProcess};
+use super::sandbox::Sandbox;
+use super::zygote::Zygote;
 use crate::runtime::RuntimeError;
 use crate::sync::lock;
 
@@ -66,6 +66,7 @@ impl Worker {
         inbound: Arc<dyn Inbound>,
         home: tempfile::TempDir,
         sandbox: Option<&Sandbox>,
+        zygote: Option<&Zygote>,
     ) -> Result<Arc<Worker>, RuntimeError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RuntimeError::Unavailable(format!("cannot create a socket: {e}")))?;
@@ -73,40 +74,24 @@ impl Worker {
             .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
         let socket = tokio::net::UnixStream::from_std(ours)
             .map_err(|e| RuntimeError::Unavailable(format!("cannot set up a socket: {e}")))?;
-        let pythonpath = std::env::join_paths(&env.pythonpath)
-            .map_err(|e| RuntimeError::Unavailable(format!("invalid PYTHONPATH: {e}")))?;
-        let mut command = Command::new(&env.python);
-        // The server's own settings (its secrets among them) are not the plugin's business.
-        sandbox::minimal_environment(&mut command, home.path());
-        if let Some(sandbox) = sandbox {
-            sandbox.confine(&mut command);
-        }
-        let mut child = command
-            .args(["-m", "maubot_host"])
-            .env("PYTHONPATH", pythonpath)
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("MAUBOT_HOST_PROTOCOL", PROTOCOL_VERSION.to_string())
-            .env("MAUBOT_HOST_PLUGIN", plugin_id)
-            .env("MAUBOT_HOST_LOG_LEVEL", instance_log_level())
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                RuntimeError::Unavailable(format!(
-                    "cannot start the Python worker {}: {e}",
-                    env.python.display()
-                ))
-            })?;
+        let launch = Launch {
+            plugin_id,
+            env: vec![
+                ("PYTHONUNBUFFERED".into(), "1".into()),
+                ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+                ("MAUBOT_HOST_PROTOCOL".into(), PROTOCOL_VERSION.to_string()),
+                ("MAUBOT_HOST_PLUGIN".into(), plugin_id.to_owned()),
+                (
+                    "MAUBOT_HOST_LOG_LEVEL".into(),
+                    instance_log_level().to_owned(),
+                ),
+            ],
+            home: home.path(),
+            socket: OwnedFd::from(theirs),
+            sandbox,
+        };
+        let child = WorkerProcess::start(env, launch, zygote).await?;
         let pid = child.id();
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(log_output(plugin_id.to_owned(), stdout, false));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(log_output(plugin_id.to_owned(), stderr, true));
-        }
 
         let (read, mut write) = socket.into_split();
         let (out, mut lines) = mpsc::unbounded_channel::<String>();
@@ -368,17 +353,14 @@ async fn read_loop(
 
 /// Waits for the process to exit or to be killed; then records why and fails what is pending.
 async fn watch_process(
-    mut child: Child,
+    mut child: WorkerProcess,
     mut kill: mpsc::UnboundedReceiver<String>,
     dead: watch::Sender<Option<String>>,
     pending: Pending,
     plugin_id: String,
 ) {
     let reason = tokio::select! {
-        status = child.wait() => match status {
-            Ok(status) => format!("the worker exited ({status})"),
-            Err(err) => format!("the worker could not be watched: {err}"),
-        },
+        reason = child.wait() => reason,
         Some(reason) = kill.recv() => {
             if reason.is_empty() {
                 // A polite shutdown: the connection is closed by dropping the writer below;
@@ -386,13 +368,13 @@ async fn watch_process(
                 match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
                     Ok(_) => String::new(),
                     Err(_) => {
-                        let _ = child.kill().await;
+                        child.kill().await;
                         "it did not exit when asked".to_owned()
                     }
                 }
             } else {
                 tracing::warn!(target: LOG, plugin = %plugin_id, reason = %reason, "Killing the Python worker");
-                let _ = child.kill().await;
+                child.kill().await;
                 reason
             }
         }
@@ -441,7 +423,7 @@ async fn next_line(
 }
 
 /// The worker's own output: stray prints and Python's crash reports.
-async fn log_output(plugin_id: String, stream: impl AsyncRead + Unpin, stderr: bool) {
+pub(super) async fn log_output(plugin_id: String, stream: impl AsyncRead + Unpin, stderr: bool) {
     let mut reader = BufReader::new(stream);
     let mut bytes = Vec::new();
     while let Ok(Some(complete)) = next_line(&mut reader, &mut bytes, MAX_OUTPUT_LINE).await {

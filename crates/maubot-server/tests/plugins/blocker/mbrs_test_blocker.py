@@ -2,7 +2,8 @@
 
 `!hang`, or `hang_in_start: true` in the config, blocks the event loop forever (the thread
 sleeps, so the worker stops answering anything, pings included). `!crash` ends the worker
-process at once (exit status 3). `!alive` answers "alive".
+process at once (exit status 3). `!alive` answers "alive", `!parent` the worker's parent's
+process ID.
 """
 
 import os
@@ -47,3 +48,7 @@ class BlockerBot(Plugin):
     @command.new("alive", help="Answer alive")
     async def alive(self, evt: MessageEvent) -> None:
         await evt.reply("alive")
+
+    @command.new("parent", help="The worker's parent process")
+    async def parent(self, evt: MessageEvent) -> None:
+        await evt.reply(f"parent: {os.getppid()}")

@@ -2,7 +2,7 @@
 answers one line per attempt: `<name>: refused (<why>)` or `<name>: BREACH (<what it got>)`.
 It uses the worker's own connection to the server directly (found with `gc`), as hostile code
 in the worker process can, not only mautrix's client. `!own` checks that what the plugin may do
-still works: its own bot, its own database.
+still works: its own bot, its own database, its home; and says who its parent process is.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ async def upgrade_v1(conn: DBConnection) -> None:
 
 class Config(BaseProxyConfig):
     def do_update(self, helper: ConfigUpdateHelper) -> None:
-        for key in ("victim_instance", "forbidden_reads", "forbidden_writes", "forbidden_listings"):
+        for key in (
+            "server_pid",
+            "victim_instance",
+            "forbidden_reads",
+            "forbidden_writes",
+            "forbidden_listings",
+        ):
             helper.copy(key)
 
 
@@ -140,7 +146,7 @@ class HostileBot(Plugin):
 
             return action
 
-        server = os.getppid()
+        server = self.config["server_pid"] or os.getppid()
         for path in self.config["forbidden_reads"] + [
             f"/proc/{server}/environ",
             f"/proc/{server}/cmdline",
@@ -174,4 +180,4 @@ class HostileBot(Plugin):
         home = os.environ.get("HOME", "")
         with open(os.path.join(home, "scratch"), "w") as file:
             file.write("a private temporary file")
-        await evt.reply(f"own: {whoami.user_id} rows={count}")
+        await evt.reply(f"own: {whoami.user_id} rows={count} parent={os.getppid()}")
