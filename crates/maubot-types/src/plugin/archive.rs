@@ -19,7 +19,7 @@ use std::io::{Cursor, Read};
 use zip::ZipArchive;
 use zip::result::ZipError;
 
-use super::meta::{MetaError, PluginMeta};
+use super::meta::{MetaError, PluginMeta, PluginRuntime};
 use super::pep440::Version;
 use crate::MAUBOT_COMPAT_VERSION;
 
@@ -167,6 +167,14 @@ pub enum ArchiveError {
         /// The file searched.
         file: String,
     },
+    /// A WebAssembly plugin's component is not in the archive.
+    #[error(
+        "Component {path} not in the plugin file: `wasm` in maubot.yaml names a file the archive lacks"
+    )]
+    ComponentMissing {
+        /// The path `wasm` names.
+        path: String,
+    },
     /// `base-config.yaml` is not UTF-8.
     #[error(
         "Plugin base config {} is not UTF-8 text; save it as UTF-8",
@@ -297,34 +305,16 @@ impl PluginArchive {
         }
 
         let has = |path: &str| file_names.iter().any(|name| name == path);
-        let module_file = |path: &str| {
-            [format!("{path}.py"), format!("{path}/__init__.py")]
-                .into_iter()
-                .find(|file| has(file))
-        };
-        for module in &meta.modules {
-            if module_file(module).is_none() {
-                return Err(ArchiveError::ModuleMissing {
-                    module: module.clone(),
-                });
+        match meta.runtime {
+            PluginRuntime::Python => check_python_modules(&meta, &file_names, &mut reader)?,
+            PluginRuntime::Wasm => {
+                let component = meta.wasm.as_deref().unwrap_or_default();
+                if !has(component) {
+                    return Err(ArchiveError::ComponentMissing {
+                        path: component.to_owned(),
+                    });
+                }
             }
-        }
-        let main_module = meta.main_module();
-        let main_path = main_module.replace('.', "/");
-        let Some(main_file) = module_file(&main_path) else {
-            return Err(ArchiveError::MainModuleMissing {
-                module: main_module.to_owned(),
-                path: main_path,
-            });
-        };
-        let source = reader.read(&main_file)?;
-        let class = meta.main_class_name();
-        if !binds_name(&String::from_utf8_lossy(&source), class) {
-            return Err(ArchiveError::MainClassMissing {
-                class: class.to_owned(),
-                module: main_module.to_owned(),
-                file: main_file,
-            });
         }
 
         let base_config = if has(Self::BASE_CONFIG) {
@@ -346,6 +336,46 @@ impl PluginArchive {
     pub fn file_names(&self) -> impl Iterator<Item = &str> {
         self.file_names.iter().map(String::as_str)
     }
+}
+
+/// maubot's checks of a Python plugin's modules: every module is in the archive, and the main
+/// module binds the main class.
+fn check_python_modules(
+    meta: &PluginMeta,
+    file_names: &[String],
+    reader: &mut Reader<'_>,
+) -> Result<(), ArchiveError> {
+    let has = |path: &str| file_names.iter().any(|name| name == path);
+    let module_file = |path: &str| {
+        [format!("{path}.py"), format!("{path}/__init__.py")]
+            .into_iter()
+            .find(|file| has(file))
+    };
+    for module in &meta.modules {
+        if module_file(module).is_none() {
+            return Err(ArchiveError::ModuleMissing {
+                module: module.clone(),
+            });
+        }
+    }
+    let main_module = meta.main_module();
+    let main_path = main_module.replace('.', "/");
+    let Some(main_file) = module_file(&main_path) else {
+        return Err(ArchiveError::MainModuleMissing {
+            module: main_module.to_owned(),
+            path: main_path,
+        });
+    };
+    let source = reader.read(&main_file)?;
+    let class = meta.main_class_name();
+    if !binds_name(&String::from_utf8_lossy(&source), class) {
+        return Err(ArchiveError::MainClassMissing {
+            class: class.to_owned(),
+            module: main_module.to_owned(),
+            file: main_file,
+        });
+    }
+    Ok(())
 }
 
 /// Reads entries, counting every byte unpacked against one budget.
@@ -584,6 +614,19 @@ mod tests {
 
     fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
         zip_with(entries, CompressionMethod::Deflated)
+    }
+
+    #[test]
+    fn webassembly_plugins_need_their_component() {
+        let meta: &[u8] = b"id: xyz.example.ping\nversion: 1.0.0\nruntime: wasm\nwasm: ping.wasm\n";
+        let archive = read(&zip(&[("maubot.yaml", meta), ("ping.wasm", b"\0asm")])).expect("valid");
+        assert_eq!(archive.meta.wasm.as_deref(), Some("ping.wasm"));
+        assert_eq!(
+            read(&zip(&[("maubot.yaml", meta)])).err(),
+            Some(ArchiveError::ComponentMissing {
+                path: "ping.wasm".into()
+            })
+        );
     }
 
     fn read(bytes: &[u8]) -> Result<PluginArchive, ArchiveError> {

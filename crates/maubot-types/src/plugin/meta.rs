@@ -9,8 +9,12 @@ use serde_json::{Map, Value};
 use super::pep440::Version;
 use crate::MAUBOT_COMPAT_VERSION;
 
-/// The fields `maubot.yaml` must have.
-const REQUIRED: [&str; 4] = ["id", "version", "modules", "main_class"];
+/// The fields every `maubot.yaml` must have.
+const REQUIRED: [&str; 2] = ["id", "version"];
+/// What a Python plugin must have besides.
+const REQUIRED_PYTHON: [&str; 2] = ["modules", "main_class"];
+/// What a WebAssembly plugin must have besides.
+const REQUIRED_WASM: [&str; 1] = ["wasm"];
 
 /// A plugin's definition, read from `maubot.yaml`.
 ///
@@ -29,10 +33,21 @@ pub struct PluginMeta {
     /// SPDX identifier of the plugin's licence; informational.
     #[serde(default)]
     pub license: String,
-    /// Top-level Python modules to import, in order. Never empty.
+    /// What runs the plugin's code (maubot-rs addition): `python` (maubot's plugins, the
+    /// default) or `wasm` (a WebAssembly component, see `wasm`).
+    #[serde(default, skip_serializing_if = "PluginRuntime::is_python")]
+    pub runtime: PluginRuntime,
+    /// Top-level Python modules to import, in order. Never empty for Python plugins.
+    #[serde(default)]
     pub modules: Vec<String>,
     /// `Class` (in the last of `modules`) or `module/Class`; see [`PluginMeta::main_module`].
+    /// Python plugins only.
+    #[serde(default)]
     pub main_class: String,
+    /// The component of a WebAssembly plugin: a `.wasm` file in the archive (maubot-rs
+    /// addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<String>,
     /// Globs of further files `mbc build` puts in the archive. Build time only.
     #[serde(default)]
     pub extra_files: Vec<String>,
@@ -70,6 +85,23 @@ fn requirements<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String
         .flatten()
         .filter(|entry| !entry.trim().is_empty())
         .collect())
+}
+
+/// What runs a plugin's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginRuntime {
+    /// maubot's Python plugins, in the Python plugin host.
+    #[default]
+    Python,
+    /// A WebAssembly component of the `maubot:plugin` world, in the WebAssembly runtime.
+    Wasm,
+}
+
+impl PluginRuntime {
+    pub fn is_python(&self) -> bool {
+        *self == Self::Python
+    }
 }
 
 fn default_maubot_version() -> Version {
@@ -125,7 +157,13 @@ impl PluginMeta {
             }
         };
         map.retain(|key, value| !(value.is_null() && is_known_field(key)));
-        if let Some(missing) = REQUIRED.iter().find(|key| !map.contains_key(**key)) {
+        let wasm = map.get("runtime").and_then(Value::as_str) == Some("wasm");
+        let required = REQUIRED.iter().chain(if wasm {
+            REQUIRED_WASM.as_slice()
+        } else {
+            REQUIRED_PYTHON.as_slice()
+        });
+        if let Some(missing) = required.into_iter().find(|key| !map.contains_key(**key)) {
             return Err(MetaError::invalid(*missing, "required field is missing"));
         }
         let meta: PluginMeta =
@@ -139,9 +177,19 @@ impl PluginMeta {
         Ok(meta)
     }
 
-    /// Checks what [`PluginMeta::parse`] checks beyond types: `modules` is a non-empty list of
-    /// Python module names and `main_class` names a class (and optionally its module).
+    /// Checks what [`PluginMeta::parse`] checks beyond types: for Python plugins, `modules` is
+    /// a non-empty list of Python module names and `main_class` names a class (and optionally
+    /// its module); for WebAssembly plugins, `wasm` is a `.wasm` file's path in the archive.
     pub fn validate(&self) -> Result<(), MetaError> {
+        if self.runtime == PluginRuntime::Wasm {
+            return match self.wasm.as_deref() {
+                Some(path) if path.ends_with(".wasm") && !path.starts_with('/') => Ok(()),
+                _ => Err(MetaError::invalid(
+                    "wasm",
+                    "must be the path of the plugin's `.wasm` component in the archive",
+                )),
+            };
+        }
         if self.modules.is_empty() {
             return Err(MetaError::invalid(
                 "modules",
@@ -236,6 +284,8 @@ fn is_known_field(key: &str) -> bool {
             | "database_type"
             | "config"
             | "webapp"
+            | "runtime"
+            | "wasm"
     )
 }
 
@@ -654,6 +704,30 @@ database: false
             PluginMeta::parse("id: a\nversion: '1'\nmodules: [a]\nmain_class: A\ndependencies:\n")
                 .expect("valid");
         assert!(meta.dependencies.is_empty());
+    }
+
+    #[test]
+    fn webassembly_plugins_name_their_component_not_modules() {
+        let meta = PluginMeta::parse(
+            "id: a\nversion: '1'\nruntime: wasm\nwasm: ping.wasm\ndatabase: true\n",
+        )
+        .expect("valid");
+        assert_eq!(meta.runtime, PluginRuntime::Wasm);
+        assert_eq!(meta.wasm.as_deref(), Some("ping.wasm"));
+        assert!(meta.modules.is_empty());
+        assert!(meta.to_yaml().contains("runtime: wasm"));
+        let missing = PluginMeta::parse("id: a\nversion: '1'\nruntime: wasm\n");
+        assert!(matches!(missing, Err(MetaError::Invalid { field, .. }) if field == "wasm"));
+        let python =
+            PluginMeta::parse("id: a\nversion: '1'\nmodules: [a]\nmain_class: A\n").expect("valid");
+        assert!(
+            !python.to_yaml().contains("runtime"),
+            "Python plugins stay maubot's"
+        );
+        assert!(
+            PluginMeta::parse("id: a\nversion: '1'\nruntime: java\nmodules: [a]\nmain_class: A\n")
+                .is_err()
+        );
     }
 
     #[test]

@@ -7,5 +7,5 @@ pub mod meta;
 pub mod pep440;
 
 pub use archive::{ArchiveError, ArchiveLimits, PluginArchive};
-pub use meta::{DatabaseType, MetaError, PluginId, PluginIdError, PluginMeta};
+pub use meta::{DatabaseType, MetaError, PluginId, PluginIdError, PluginMeta, PluginRuntime};
 pub use pep440::{Version, VersionError};
