@@ -51,7 +51,7 @@ pub fn table(ctx: &Ctx, bots: &[ClientView], instances: &[InstanceView]) -> Mark
                                 }
                             }
                             td { (state) }
-                            td { (count) }
+                            td data-label="Instances" { (count) }
                         }
                     }
                 }

@@ -168,7 +168,7 @@ fn instance_page(
                         }
                         div.code-editor {
                             pre.gutter aria-hidden="true" {}
-                            textarea #config name="config" spellcheck="false" rows="18" wrap="off"
+                            textarea #config name="config" spellcheck="false" rows="14" wrap="off"
                                 autocomplete="off" autocapitalize="off"
                                 data-error-line=[error_line]
                                 aria-describedby=[error_line.map(|_| "config-error")] { (config) }

@@ -44,8 +44,8 @@ pub fn table(ctx: &Ctx, instances: &[InstanceView]) -> Markup {
                         tr class=[attention.then_some("attention")] {
                             td { a href=(ctx.href(&format!("instances/{}", seg(&instance.id)))) { (instance.id) } }
                             td { (state) }
-                            td { a href=(ctx.href(&format!("plugins/{}", seg(&instance.plugin)))) { (instance.plugin) } }
-                            td { a href=(ctx.href(&format!("bots/{}", seg(&instance.primary_user)))) { (instance.primary_user) } }
+                            td data-label="Plugin" { a href=(ctx.href(&format!("plugins/{}", seg(&instance.plugin)))) { (instance.plugin) } }
+                            td data-label="Bot" { a href=(ctx.href(&format!("bots/{}", seg(&instance.primary_user)))) { (instance.primary_user) } }
                         }
                     }
                 }

@@ -53,6 +53,7 @@ pub fn page(ctx: &Ctx, title: &str, nav: Nav, alert: Option<&Alert>, content: Ma
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · maubot" }
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(ctx.href(css_path()));
                 script defer src=(ctx.href(js_path())) {}
             }
@@ -91,6 +92,7 @@ pub fn bare_page(ctx: &Ctx, title: &str, content: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · maubot" }
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(ctx.href(css_path()));
             }
             body.bare {

@@ -68,8 +68,8 @@ async fn list(
                         @for plugin in &plugins {
                             tr {
                                 td { a href=(ctx.href(&format!("plugins/{}", seg(&plugin.id)))) { (plugin.id) } }
-                                td { (plugin.version) }
-                                td { (plugin.instances.len()) }
+                                td data-label="Version" { (plugin.version) }
+                                td data-label="Instances" { (plugin.instances.len()) }
                             }
                         }
                     }

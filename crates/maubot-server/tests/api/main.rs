@@ -13,3 +13,4 @@ mod logs;
 mod plugins;
 mod security;
 mod synapse;
+mod ui;
