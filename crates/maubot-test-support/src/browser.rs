@@ -268,6 +268,20 @@ impl Browser {
         .map(drop)
     }
 
+    /// Shows pages as with the system in dark (or light) mode: `prefers-color-scheme`.
+    pub async fn dark_mode(&self, dark: bool) -> anyhow::Result<()> {
+        let scheme = if dark { "dark" } else { "light" };
+        self.command(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            json!({ "cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{ "name": "prefers-color-scheme", "value": scheme }],
+            } }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Saves a PNG of the whole page as `<dir>/<name>.png`.
     pub async fn screenshot(&self, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
         let png = self

@@ -342,8 +342,11 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
     flow.upload(files.path(), "storage").await;
     flow.sees("A plugin with the same ID as the uploaded plugin already exists")
         .await;
-    flow.sees("Replace the existing plugin").await;
     flow.shoot("plugins").await;
+    flow.submit(".upload-status button").await;
+    flow.sees("Uploaded.").await;
+    flow.submit("form[action$='/reload'] button").await;
+    flow.sees("Reloaded.").await;
 
     // Create an instance of the configured plugin.
     flow.open("new/instance?plugin=xyz.maubot-rs.test.configured")
@@ -449,6 +452,11 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
     flow.open("").await;
     flow.sees("greeter").await;
     flow.shoot("overview").await;
+    flow.browser.dark_mode(true).await.expect("dark mode");
+    flow.shoot("overview-dark").await;
+    flow.open("instances/greeter").await;
+    flow.shoot("instance-dark").await;
+    flow.browser.dark_mode(false).await.expect("light mode");
     flow.open("instances").await;
     flow.shoot("instances").await;
 

@@ -23,6 +23,29 @@
     return { error: "HTTP " + xhrStatus + (bodyText ? ": " + bodyText.slice(0, 300) : ""), errcode: "" };
   }
 
+  // ----- forms: while the server works (starting an instance may take a while), the button
+  // says so and cannot be pressed twice -----
+  document.querySelectorAll("form[method=post]").forEach((form) => {
+    form.addEventListener("submit", () => {
+      const button = form.querySelector("button[type=submit]");
+      if (!button) return;
+      // After the browser has taken the form's data.
+      setTimeout(() => {
+        button.disabled = true;
+        button.dataset.label = button.textContent;
+        button.textContent = "Working…";
+        form.setAttribute("aria-busy", "true");
+      }, 0);
+    });
+  });
+  // Back to a page from the history: the buttons work again.
+  window.addEventListener("pageshow", () => {
+    document.querySelectorAll("button[data-label]").forEach((button) => {
+      button.disabled = false;
+      button.textContent = button.dataset.label;
+    });
+  });
+
   // ----- plugin uploads: drag and drop or a file picker, with a progress bar -----
   function setupUpload(zone) {
     const input = zone.querySelector("[data-upload-input]");
