@@ -67,7 +67,7 @@ pub(crate) enum AuthOutcome {
     /// The homeserver's login answer (without `update_client`).
     Credentials(serde_json::Value),
     /// The client made or updated from it (`update_client`).
-    Client(Upserted, ClientView),
+    Client(Upserted, Box<ClientView>),
 }
 
 impl IntoResponse for AuthOutcome {
@@ -79,7 +79,7 @@ impl IntoResponse for AuthOutcome {
                     Upserted::Created => StatusCode::CREATED,
                     Upserted::Updated => StatusCode::ACCEPTED,
                 };
-                (status, Json(client)).into_response()
+                (status, Json(*client)).into_response()
             }
         }
     }
@@ -211,7 +211,7 @@ async fn respond(
         .clients
         .upsert_from_login(&credentials.user_id, details)
         .await?;
-    Ok(AuthOutcome::Client(upserted, client))
+    Ok(AuthOutcome::Client(upserted, Box::new(client)))
 }
 
 /// maubot passes the homeserver's refusal on: registration as a 500 with `http_status`, login

@@ -108,9 +108,9 @@ pub fn same_origin(headers: &HeaderMap, server: &ServerConfig) -> bool {
     let public = server.public_url.trim_end_matches('/');
     let public_origin = public
         .find("://")
-        .and_then(|scheme_end| {
+        .map(|scheme_end| {
             let after = &public[scheme_end + 3..];
-            Some(&public[..scheme_end + 3 + after.find('/').unwrap_or(after.len())])
+            &public[..scheme_end + 3 + after.find('/').unwrap_or(after.len())]
         })
         .unwrap_or(public);
     if origin.eq_ignore_ascii_case(public_origin) {

@@ -155,7 +155,7 @@ async fn create(
                 .clients
                 .create(request, None)
                 .await
-                .map(|view| AuthOutcome::Client(crate::client::Upserted::Created, view))
+                .map(|view| AuthOutcome::Client(crate::client::Upserted::Created, Box::new(view)))
                 .map_err(ApiError::from)
         }
         _ => Err(ApiError::InvalidBody("unknown method".into())),
