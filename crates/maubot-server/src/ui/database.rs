@@ -83,7 +83,12 @@ async fn render(
     result: Result<Option<Value>, ApiError>,
     sql: &str,
 ) -> Response {
-    let tables = match tables_of(state, id).await {
+    let tables = if state.config.api_features.instance_database {
+        tables_of(state, id).await
+    } else {
+        Err(ApiError::NotFound)
+    };
+    let tables = match tables {
         Ok(tables) => tables,
         Err(err) => {
             let status = err.status();

@@ -2,14 +2,14 @@
 //! server's), search and pause (the page's).
 
 use axum::Router;
-use axum::extract::Query;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use maud::html;
 use serde::Deserialize;
 
-use super::layout::{Nav, page};
+use super::layout::{Alert, Nav, page};
 use super::{Session, html as page_html};
 use crate::state::AppState;
 
@@ -26,7 +26,25 @@ struct LogQuery {
 }
 
 /// `GET {ui}/logs[?level=&logger=]`
-async fn show(Session(ctx): Session, Query(query): Query<LogQuery>) -> Response {
+async fn show(
+    Session(ctx): Session,
+    State(state): State<AppState>,
+    Query(query): Query<LogQuery>,
+) -> Response {
+    if !state.config.api_features.log {
+        let alert =
+            Alert::Error("The live log is disabled on this server (api_features.log).".into());
+        return page_html(
+            StatusCode::NOT_FOUND,
+            page(
+                &ctx,
+                "Logs",
+                Nav::Logs,
+                Some(&alert),
+                html! { h1 { "Logs" } },
+            ),
+        );
+    }
     let level = if query.level.is_empty() {
         "INFO"
     } else {

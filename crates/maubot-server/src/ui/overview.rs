@@ -42,7 +42,11 @@ pub async fn page_handler(
             }
             @if bot_attention + instance_attention > 0 {
                 p.alert.warn role="status" {
-                    (bot_attention + instance_attention) " need attention: they are listed first."
+                    @if bot_attention + instance_attention == 1 {
+                        "1 needs attention: it is listed first."
+                    } @else {
+                        (bot_attention + instance_attention) " need attention: they are listed first."
+                    }
                 }
             }
             section {
@@ -57,7 +61,7 @@ pub async fn page_handler(
                     (bots::table(&ctx, &bots, &instances))
                 }
             }
-            section {
+            section #overview-instances {
                 div.section-head {
                     h2 { "Instances" }
                     a.button href=(ctx.href("new/instance")) { "Create an instance" }

@@ -448,9 +448,32 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
     assert_eq!(count, "2");
     flow.shoot("database").await;
 
-    // The overview, with things running.
+    // An instance whose plugin fails to start: its page says why, and the overview lists it
+    // first.
+    flow.open("plugins").await;
+    flow.upload(files.path(), "failstart").await;
+    flow.sees("xyz.maubot-rs.test.failstart").await;
+    flow.open("new/instance?plugin=xyz.maubot-rs.test.failstart")
+        .await;
+    flow.fill("#id", "broken").await;
+    flow.select("#bot", &bot).await;
+    flow.submit("form button[type=submit].primary").await;
+    flow.sees("deliberate failure in start").await;
+    flow.sees("Why it does not run").await;
+    flow.shoot("instance-failed").await;
+
+    // The overview, with things running and one failed.
     flow.open("").await;
     flow.sees("greeter").await;
+    let first = flow
+        .browser
+        .text("#overview-instances tbody tr:first-child")
+        .await
+        .expect("first instance");
+    assert!(
+        first.contains("broken") && first.contains("failed"),
+        "{first}"
+    );
     flow.shoot("overview").await;
     flow.browser.dark_mode(true).await.expect("dark mode");
     flow.shoot("overview-dark").await;
@@ -466,10 +489,10 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
         bot.replace('@', "%40").replace(':', "%3A")
     ))
     .await;
-    flow.sees("This bot is used by instances greeter, notes")
+    flow.sees("This bot is used by instances broken, greeter, notes")
         .await;
     flow.shoot("bot-delete-blocked").await;
-    for instance in ["greeter", "notes"] {
+    for instance in ["greeter", "notes", "broken"] {
         flow.open(&format!("instances/{instance}/delete")).await;
         flow.submit("button.danger").await;
         flow.sees("Deleted.").await;
@@ -477,6 +500,7 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
     for plugin in [
         "xyz.maubot-rs.test.configured",
         "xyz.maubot-rs.test.storage",
+        "xyz.maubot-rs.test.failstart",
     ] {
         flow.open(&format!("plugins/{plugin}/delete")).await;
         flow.submit("button.danger").await;
