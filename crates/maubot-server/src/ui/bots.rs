@@ -322,9 +322,12 @@ async fn save(
         autojoin: Some(form.autojoin.is_some()),
         online: Some(form.online.is_some()),
         sync: Some(form.sync.is_some()),
-        homeserver: form.homeserver.filter(|h| !h.trim().is_empty()),
+        homeserver: form
+            .homeserver
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty()),
         access_token: form.access_token.filter(|t| !t.is_empty()).map(Secret::new),
-        device_id: form.device_id,
+        device_id: form.device_id.map(|d| d.trim().to_owned()),
         ..ClientRequest::default()
     };
     done(
@@ -373,58 +376,27 @@ async fn action(
     Path(id): Path<String>,
     UiForm(form): UiForm<ActionForm>,
 ) -> PostResult {
-    let change = |request: ClientRequest| {
-        let state = state.clone();
-        let id = id.clone();
-        async move { state.clients.update(&id, request).await.map(drop) }
+    // `enabled` and `started` as `PUT /client/{id}` takes them (enabled first).
+    let switch = |enabled: Option<bool>, started: bool| ClientRequest {
+        enabled,
+        started: Some(started),
+        ..ClientRequest::default()
     };
-    let (result, ok) = match form.action.as_str() {
-        "start" => (
-            change(ClientRequest {
-                started: Some(true),
-                ..Default::default()
-            })
-            .await,
-            "started",
-        ),
-        "stop" => (
-            change(ClientRequest {
-                started: Some(false),
-                ..Default::default()
-            })
-            .await,
-            "stopped",
-        ),
-        "enable" => (
-            change(ClientRequest {
-                enabled: Some(true),
-                started: Some(true),
-                ..Default::default()
-            })
-            .await,
-            "enabled",
-        ),
-        "disable" => (
-            change(ClientRequest {
-                enabled: Some(false),
-                started: Some(false),
-                ..Default::default()
-            })
-            .await,
-            "disabled",
-        ),
-        "clearcache" => (state.clients.clear_cache(&id).await, "cleared"),
+    let (request, ok) = match form.action.as_str() {
+        "clearcache" => {
+            let result = state.clients.clear_cache(&id).await;
+            return done(&ctx, &state, &id, result, "cleared").await;
+        }
+        "start" => (switch(None, true), "started"),
+        "stop" => (switch(None, false), "stopped"),
+        "enable" => (switch(Some(true), true), "enabled"),
+        "disable" => (switch(Some(false), false), "disabled"),
         _ => {
-            return Err(render(
-                &ctx,
-                &state,
-                &id,
-                StatusCode::BAD_REQUEST,
-                Some(Alert::Error("Unknown action".into())),
-            )
-            .await);
+            let alert = Alert::Error("Unknown action".into());
+            return Err(render(&ctx, &state, &id, StatusCode::BAD_REQUEST, Some(alert)).await);
         }
     };
+    let result = state.clients.update(&id, request).await.map(drop);
     done(&ctx, &state, &id, result, ok).await
 }
 

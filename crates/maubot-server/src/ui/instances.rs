@@ -225,47 +225,28 @@ async fn action(
     Path(id): Path<String>,
     UiForm(form): UiForm<ActionForm>,
 ) -> PostResult {
+    // `enabled` and `started` as `PUT /instance/{id}` takes them.
+    let switch = |enabled: Option<bool>, started: bool| InstanceRequest {
+        enabled,
+        started: Some(started),
+        ..InstanceRequest::default()
+    };
     let (request, ok) = match form.action.as_str() {
-        "start" => (
-            InstanceRequest {
-                started: Some(true),
-                ..Default::default()
-            },
-            "started",
-        ),
-        "stop" => (
-            InstanceRequest {
-                started: Some(false),
-                ..Default::default()
-            },
-            "stopped",
-        ),
-        "enable" => (
-            InstanceRequest {
-                enabled: Some(true),
-                started: Some(true),
-                ..Default::default()
-            },
-            "enabled",
-        ),
-        "disable" => (
-            InstanceRequest {
-                enabled: Some(false),
-                started: Some(false),
-                ..Default::default()
-            },
-            "disabled",
-        ),
+        "start" => (switch(None, true), "started"),
+        "stop" => (switch(None, false), "stopped"),
+        "enable" => (switch(Some(true), true), "enabled"),
+        "disable" => (switch(Some(false), false), "disabled"),
         _ => {
-            return Err(super::instance::render(
+            let alert = Alert::Error("Unknown action".into());
+            let page = super::instance::render(
                 &ctx,
                 &state,
                 &id,
                 StatusCode::BAD_REQUEST,
-                Some(Alert::Error("Unknown action".into())),
+                Some(alert),
                 None,
-            )
-            .await);
+            );
+            return Err(page.await);
         }
     };
     match put(&state, &id, request).await {
