@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/bots/{id}", get(show).post(save))
         .route("/bots/{id}/action", post(action))
         .route("/bots/{id}/verify", post(verify))
+        .route("/bots/{id}/recovery-key", post(recovery_key))
         .route("/bots/{id}/delete", get(confirm_delete).post(delete))
 }
 
@@ -267,6 +268,12 @@ fn bot_page(ctx: &Ctx, state: &AppState, bot: &ClientView) -> Markup {
                         input #recovery_key type="password" name="recovery_key" autocomplete="off" required;
                         div.actions { button type="submit" { "Verify" } }
                     }
+                    @if bot.trust_state.is_none() && bot.started {
+                        form method="post" action={ (base) "/recovery-key" } {
+                            p.hint { "An account without cross-signing keys can get them here, with a new recovery key (shown once)." }
+                            div.actions { button type="submit" { "Set up cross-signing" } }
+                        }
+                    }
                 }
                 h2 { "Instances" }
                 @if bot.instances.is_empty() {
@@ -417,6 +424,30 @@ async fn verify(
     };
     let result = bot.verify(form.recovery_key.trim()).await;
     done(&ctx, &state, &id, result, "verified").await
+}
+
+/// `POST {ui}/bots/{id}/recovery-key`: as `POST /client/{id}/generate_recovery_key`. The key
+/// is shown on the page this once (never in a URL).
+async fn recovery_key(
+    Session(ctx): Session,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    UiForm(_): UiForm<super::layout::Empty>,
+) -> PostResult {
+    let Some(bot) = state.clients.get(&id).await else {
+        return Err(not_found(&ctx));
+    };
+    match bot.generate_recovery_key().await {
+        Ok(key) => {
+            let alert = Alert::Secret {
+                text: "Cross-signing is set up. The recovery key, shown only now: store it safely."
+                    .into(),
+                secret: key,
+            };
+            Ok(render(&ctx, &state, &id, StatusCode::CREATED, Some(alert)).await)
+        }
+        Err(err) => done(&ctx, &state, &id, Err(err), "").await,
+    }
 }
 
 /// What deleting a bot means; blocked while instances use it.

@@ -23,12 +23,23 @@ pub enum Nav {
 pub enum Alert {
     Ok(String),
     Error(String),
+    /// A success that hands over a secret, shown once (a recovery key).
+    Secret {
+        text: String,
+        secret: String,
+    },
 }
 
 impl Alert {
     pub fn render(&self) -> Markup {
         match self {
             Alert::Ok(text) => html! { p.alert.ok role="status" { (text) } },
+            Alert::Secret { text, secret } => html! {
+                div.alert.ok role="status" {
+                    p { (text) }
+                    code.secret { (secret) }
+                }
+            },
             Alert::Error(text) => html! {
                 div.alert.error role="alert" {
                     strong { "Error: " } span.message { (text) }

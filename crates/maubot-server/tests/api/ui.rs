@@ -158,6 +158,15 @@ async fn the_session_cookie_works_only_from_the_servers_own_origin() {
     server.stop().await;
 }
 
+/// An 8×8 PNG.
+const AVATAR_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x08, 0x08, 0x06, 0x00, 0x00, 0x00, 0xc4, 0x0f, 0xbe,
+    0x8b, 0x00, 0x00, 0x00, 0x12, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x38, 0xa1, 0x11, 0xf5,
+    0x1f, 0x1f, 0x66, 0x18, 0x19, 0x0a, 0x00, 0x53, 0x8d, 0x92, 0x41, 0xee, 0x8f, 0xbd, 0xd7, 0x00,
+    0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
 /// Where the screenshots go.
 fn screenshots() -> PathBuf {
     maubot_test_support::target_dir().join("ui-screenshots")
@@ -208,6 +217,23 @@ impl Flow<'_> {
                 .expect("screenshot");
         }
         self.browser.resize(browser::DESKTOP).await.expect("resize");
+    }
+
+    /// Waits (up to 60 s) until `script` returns true on the page.
+    async fn wait_until(&self, what: &str, script: &str) {
+        for _ in 0..300 {
+            if self
+                .browser
+                .execute(script, json!([]))
+                .await
+                .expect("script")
+                == json!(true)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("never: {what}");
     }
 
     async fn submit(&self, css: &str) {
@@ -313,13 +339,51 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
         c["sync_ok"] == true
     })
     .await;
-    flow.open(&format!(
-        "bots/{}",
-        bot.replace('@', "%40").replace(':', "%3A")
-    ))
-    .await;
+    let bot_path = format!("bots/{}", bot.replace('@', "%40").replace(':', "%3A"));
+    flow.open(&bot_path).await;
     flow.sees("syncing").await;
     flow.sees("Fingerprint").await;
+    // An avatar, uploaded as the bot through the API's proxy, then saved.
+    let avatar = files.path().join("avatar.png");
+    std::fs::write(&avatar, AVATAR_PNG).expect("write png");
+    let picker = flow
+        .browser
+        .find("#avatar-file")
+        .await
+        .expect("avatar picker");
+    flow.browser
+        .send_keys(&picker, &avatar.display().to_string())
+        .await
+        .expect("pick the avatar");
+    flow.sees("Uploaded. Save to make it the bot's avatar.")
+        .await;
+    flow.submit("form:has(#displayname) button[type=submit]")
+        .await;
+    flow.sees("Saved.").await;
+    let bot_view = crate::clients::wait_for_client(flow.server, &token, &bot, "an avatar", |c| {
+        c["remote_avatar_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("mxc://"))
+    })
+    .await;
+    assert_eq!(bot_view["avatar_url"], bot_view["remote_avatar_url"]);
+    flow.open(&bot_path).await;
+    flow.wait_until(
+        "the avatar shows",
+        "const img = document.querySelector('img.avatar'); return !!img && img.complete && img.naturalWidth > 0;",
+    )
+    .await;
+    // Cross-signing: a recovery key, shown once, then verifying with it (and with a wrong one).
+    flow.submit("form[action$='/recovery-key'] button").await;
+    flow.sees("The recovery key, shown only now").await;
+    let recovery_key = flow.browser.text("code.secret").await.expect("the key");
+    flow.fill("#recovery_key", "EsT1 not a key").await;
+    flow.submit("form[action$='/verify'] button").await;
+    flow.sees("Internal crypto error").await;
+    flow.fill("#recovery_key", &recovery_key).await;
+    flow.submit("form[action$='/verify'] button").await;
+    flow.sees("The device is verified.").await;
+    flow.sees("verified").await;
     flow.shoot("bot").await;
     flow.open("bots").await;
     flow.sees(&bot).await;
