@@ -1,6 +1,7 @@
 //! One instance's page: its state and failure, the actions, the config editor (the YAML is
 //! checked on the server before it is saved, an error shown at its line, the plugin's base config
-//! alongside), renaming and moving it to another bot, the web app's link and its recent log lines.
+//! alongside), renaming it and moving it to another bot or plugin, the web app's link and its
+//! recent log lines.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -92,6 +93,10 @@ pub async fn render(
         bots.push(instance.primary_user.clone());
     }
     bots.sort();
+    let mut plugins: Vec<String> = state.plugins.plugins().into_iter().map(|p| p.id).collect();
+    if !plugins.contains(&instance.plugin) {
+        plugins.push(instance.plugin.clone());
+    }
     page_html(
         status,
         page(
@@ -99,7 +104,7 @@ pub async fn render(
             &instance.id,
             Nav::Instances,
             alert.as_ref(),
-            instance_page(ctx, state, &instance, &bots, draft.as_ref()),
+            instance_page(ctx, state, &instance, &bots, &plugins, draft.as_ref()),
         ),
     )
 }
@@ -109,6 +114,7 @@ fn instance_page(
     state: &AppState,
     instance: &InstanceView,
     bots: &[String],
+    plugins: &[String],
     draft: Option<&Draft>,
 ) -> Markup {
     let base = ctx.href(&format!("instances/{}", seg(&instance.id)));
@@ -200,6 +206,12 @@ fn instance_page(
                     select #primary_user name="primary_user" {
                         @for bot in bots {
                             option value=(bot) selected[*bot == instance.primary_user] { (bot) }
+                        }
+                    }
+                    label for="plugin" { "Plugin" }
+                    select #plugin name="plugin" {
+                        @for plugin in plugins {
+                            option value=(plugin) selected[*plugin == instance.plugin] { (plugin) }
                         }
                     }
                     div.actions { button type="submit" { "Save settings" } }
@@ -349,10 +361,12 @@ async fn save_config(
 struct SettingsForm {
     id: String,
     primary_user: String,
+    #[serde(default)]
+    plugin: String,
 }
 
-/// `POST {ui}/instances/{id}/settings`: as `PUT /instance/{id}` with `id` (a rename) and
-/// `primary_user`, each only if changed.
+/// `POST {ui}/instances/{id}/settings`: as `PUT /instance/{id}` with `id` (a rename),
+/// `primary_user` and `type`, each only if changed.
 async fn save_settings(
     Session(ctx): Session,
     State(state): State<AppState>,
@@ -368,6 +382,7 @@ async fn save_settings(
     let request = InstanceRequest {
         id: (new_id != current.id).then_some(new_id),
         primary_user: (new_user != current.primary_user).then_some(new_user),
+        plugin: (!form.plugin.is_empty() && form.plugin != current.plugin).then_some(form.plugin),
         ..Default::default()
     };
     match put(&state, &id, request).await {

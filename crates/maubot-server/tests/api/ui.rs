@@ -167,6 +167,54 @@ const AVATAR_PNG: &[u8] = &[
     0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
+/// The UI follows `server.ui_base_path`, also at the root, and its cookie reaches the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_lives_where_the_config_says() {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (base, login, cookie_path) in [
+        ("/admin", "/admin/login", "Path=/;"),
+        ("/", "/login", "Path=/;"),
+    ] {
+        let server = TestServer::start_with(Backend::Sqlite, "ui_base", |config| {
+            config.server.ui_base_path = base.into();
+        })
+        .await
+        .expect("sqlite");
+        let root = format!("http://{}", server.addr());
+        let answer = http
+            .get(format!("{root}{base}"))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{base}");
+        let answer = http
+            .get(format!("{root}{login}"))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(answer.status(), StatusCode::OK, "{base}");
+        let answer = http
+            .post(format!("{root}{login}"))
+            .header(ORIGIN, &root)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("username=alice&password={ALICE_PASSWORD}"))
+            .send()
+            .await
+            .expect("login");
+        let cookie = answer.headers()[SET_COOKIE].to_str().expect("cookie");
+        assert!(cookie.contains(cookie_path), "{cookie}");
+        // The API is where it always is.
+        let (status, _) = server
+            .get("/version", Some(&server.root_token().await))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        server.stop().await;
+    }
+}
+
 /// Where the screenshots go.
 fn screenshots() -> PathBuf {
     maubot_test_support::target_dir().join("ui-screenshots")
@@ -511,6 +559,13 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
         .expect("cell");
     assert_eq!(count, "2");
     flow.shoot("database").await;
+    // Renaming keeps the instance and its data.
+    flow.open("instances/notes").await;
+    flow.fill("#new-id", "memo").await;
+    flow.submit("form[action$='/settings'] button").await;
+    flow.sees("Saved.").await;
+    assert!(flow.browser.url().await.expect("url").contains("/instances/memo"));
+    room.expect_reply(&bot, "!recall", "latest: another note").await;
 
     // An instance whose plugin fails to start: its page says why, and the overview lists it
     // first.
@@ -553,10 +608,10 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
         bot.replace('@', "%40").replace(':', "%3A")
     ))
     .await;
-    flow.sees("This bot is used by instances broken, greeter, notes")
+    flow.sees("This bot is used by instances broken, greeter, memo")
         .await;
     flow.shoot("bot-delete-blocked").await;
-    for instance in ["greeter", "notes", "broken"] {
+    for instance in ["greeter", "memo", "broken"] {
         flow.open(&format!("instances/{instance}/delete")).await;
         flow.submit("button.danger").await;
         flow.sees("Deleted.").await;
