@@ -1,5 +1,5 @@
-//! The whole HTTP application: the management API, maubot's other top-level routes, the access
-//! log and panic containment.
+//! The whole HTTP application: the management API, the web UI, maubot's other top-level routes,
+//! the access log and panic containment.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -21,6 +21,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest(api::PREFIX, api::router(&state))
         .merge(crate::plugin_web::router(&state))
+        .merge(crate::ui::router(&state))
         // maubot's appservice stub: present, never implemented.
         .route(
             "/_matrix/appservice/v1/transactions",

@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod sync;
+pub mod ui;
 
 pub use http::app;
 pub use server::{Running, start};

@@ -56,12 +56,17 @@ async fn web_app(
         .map(|ConnectInfo(addr)| addr.ip().to_string());
     let method = request.method().to_string();
     let query_string = request.uri().query().unwrap_or_default().to_owned();
-    let headers = request
+    // Plugins never see the web UI's session cookie (an admin's token), though it is sent to
+    // every path below the UI's.
+    let mut headers: Vec<(String, String)> = request
         .headers()
         .iter()
-        .filter(|(name, _)| !HOP_BY_HOP.contains(name))
+        .filter(|(name, _)| !HOP_BY_HOP.contains(name) && *name != header::COOKIE)
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
+    if let Some(cookies) = crate::api::session::cookies_without_session(request.headers()) {
+        headers.push((header::COOKIE.to_string(), cookies));
+    }
     let body = match read_body(request, state.config.server.max_body_size).await {
         Ok(body) => body.to_vec(),
         Err(err) => return err.into_response(),

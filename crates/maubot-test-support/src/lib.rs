@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod browser;
 pub mod postgres;
 pub mod synapse;
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
-use crate::client::{AccessDetails, Upserted};
+use crate::client::{AccessDetails, ClientView, Upserted};
 use crate::homeserver_auth::{self, Credentials, HomeserverAuthError};
 use crate::state::AppState;
 
@@ -52,12 +52,37 @@ fn truthy(value: &Option<String>) -> bool {
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
-#[derive(Debug, Deserialize)]
-struct AuthRequest {
-    username: Option<String>,
-    password: Option<String>,
-    user_type: Option<String>,
-    device_name: Option<String>,
+/// The body of the register and login routes.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AuthRequest {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub user_type: Option<String>,
+    pub device_name: Option<String>,
+}
+
+/// What a registration or login led to.
+#[derive(Debug)]
+pub(crate) enum AuthOutcome {
+    /// The homeserver's login answer (without `update_client`).
+    Credentials(serde_json::Value),
+    /// The client made or updated from it (`update_client`).
+    Client(Upserted, Box<ClientView>),
+}
+
+impl IntoResponse for AuthOutcome {
+    fn into_response(self) -> Response {
+        match self {
+            AuthOutcome::Credentials(raw) => Json(raw).into_response(),
+            AuthOutcome::Client(upserted, client) => {
+                let status = match upserted {
+                    Upserted::Created => StatusCode::CREATED,
+                    Upserted::Updated => StatusCode::ACCEPTED,
+                };
+                (status, Json(*client)).into_response()
+            }
+        }
+    }
 }
 
 impl AuthRequest {
@@ -88,12 +113,26 @@ async fn register(
     Path(server): Path<String>,
     Query(query): Query<AuthQuery>,
     ApiJson(body): ApiJson<AuthRequest>,
-) -> ApiResult<Response> {
-    let homeserver = homeserver(&state, &server)?;
-    let (username, password) = body.username_and_password()?;
+) -> ApiResult<AuthOutcome> {
     if truthy(&query.sso) {
+        // After the checks of the server and the body, as maubot.
+        homeserver(&state, &server)?;
+        body.username_and_password()?;
         return Err(ApiError::RegistrationNoSso);
     }
+    register_account(&state, &server, &body, truthy(&query.update_client)).await
+}
+
+/// Registers a bot account on the configured homeserver `server` with its shared secret; with
+/// `update_client` the account becomes a client (the web UI's "register").
+pub(crate) async fn register_account(
+    state: &AppState,
+    server: &str,
+    body: &AuthRequest,
+    update_client: bool,
+) -> ApiResult<AuthOutcome> {
+    let homeserver = homeserver(state, server)?;
+    let (username, password) = body.username_and_password()?;
     let secret = homeserver
         .secret
         .as_ref()
@@ -111,13 +150,7 @@ async fn register(
     .await
     .map_err(|err| homeserver_error(err, true))?;
     tracing::info!(target: "maubot.server", user_id = %credentials.user_id, "registered a bot account");
-    respond(
-        &state,
-        homeserver,
-        credentials,
-        truthy(&query.update_client),
-    )
-    .await
+    respond(state, homeserver, credentials, update_client).await
 }
 
 /// `POST /_matrix/maubot/v1/client/auth/{server}/login`
@@ -129,11 +162,23 @@ async fn login(
     Path(server): Path<String>,
     Query(query): Query<AuthQuery>,
     ApiJson(body): ApiJson<AuthRequest>,
-) -> ApiResult<Response> {
-    let homeserver = homeserver(&state, &server)?;
+) -> ApiResult<AuthOutcome> {
     if truthy(&query.sso) {
+        homeserver(&state, &server)?;
         return Err(ApiError::NotImplemented("single sign-on login"));
     }
+    login_account(&state, &server, &body, truthy(&query.update_client)).await
+}
+
+/// Logs in to the configured homeserver `server` with a password on a new device; with
+/// `update_client` the session becomes a client (the web UI's "log in").
+pub(crate) async fn login_account(
+    state: &AppState,
+    server: &str,
+    body: &AuthRequest,
+    update_client: bool,
+) -> ApiResult<AuthOutcome> {
+    let homeserver = homeserver(state, server)?;
     let (username, password) = body.username_and_password()?;
     let device_name = body.device_name.as_deref().unwrap_or("Maubot");
     let credentials = homeserver_auth::login(
@@ -145,13 +190,7 @@ async fn login(
     )
     .await
     .map_err(|err| homeserver_error(err, false))?;
-    respond(
-        &state,
-        homeserver,
-        credentials,
-        truthy(&query.update_client),
-    )
-    .await
+    respond(state, homeserver, credentials, update_client).await
 }
 
 async fn respond(
@@ -159,9 +198,9 @@ async fn respond(
     homeserver: &Homeserver,
     credentials: Credentials,
     update_client: bool,
-) -> ApiResult<Response> {
+) -> ApiResult<AuthOutcome> {
     if !update_client {
-        return Ok(Json(credentials.raw).into_response());
+        return Ok(AuthOutcome::Credentials(credentials.raw));
     }
     let details = AccessDetails {
         homeserver: homeserver.url.clone(),
@@ -172,11 +211,7 @@ async fn respond(
         .clients
         .upsert_from_login(&credentials.user_id, details)
         .await?;
-    let status = match upserted {
-        Upserted::Created => StatusCode::CREATED,
-        Upserted::Updated => StatusCode::ACCEPTED,
-    };
-    Ok((status, Json(client)).into_response())
+    Ok(AuthOutcome::Client(upserted, Box::new(client)))
 }
 
 /// maubot passes the homeserver's refusal on: registration as a 500 with `http_status`, login

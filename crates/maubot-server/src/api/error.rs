@@ -39,6 +39,10 @@ pub enum ApiError {
     /// The token is forged, from another secret, expired, or for a user who is no admin.
     #[error("Invalid authorization token")]
     TokenInvalid,
+    /// A request with the web UI's session cookie, from a page of another origin (maubot-rs
+    /// addition: maubot has no cookies).
+    #[error("Requests from other origins cannot use the web UI's session")]
+    CrossOrigin,
     /// No such route.
     #[error("Resource not found")]
     NotFound,
@@ -172,6 +176,20 @@ impl ApiError {
         Self::Internal(err.into())
     }
 
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_errcode().0
+    }
+
+    /// What a person is shown: the API's `error` message (an internal error is logged here, as
+    /// [`IntoResponse`] logs it, and shown only as "Internal server error").
+    pub fn message(&self) -> String {
+        if let Self::Internal(err) = self {
+            tracing::error!(target: "maubot.server", error = format!("{err:#}"), "Error in handler");
+        }
+        self.to_string()
+    }
+
     fn status_and_errcode(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BodyNotJson | Self::BodyNotObject => (StatusCode::BAD_REQUEST, "body_not_json"),
@@ -184,6 +202,7 @@ impl ApiError {
             Self::InvalidAuth => (StatusCode::UNAUTHORIZED, "invalid_auth"),
             Self::TokenMissing => (StatusCode::UNAUTHORIZED, "auth_token_missing"),
             Self::TokenInvalid => (StatusCode::UNAUTHORIZED, "auth_token_invalid"),
+            Self::CrossOrigin => (StatusCode::FORBIDDEN, "cross_origin_request"),
             Self::NotFound => (StatusCode::NOT_FOUND, "resource_not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),

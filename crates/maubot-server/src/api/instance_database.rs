@@ -33,13 +33,17 @@ fn database_of(state: &AppState, id: &str) -> ApiResult<(String, Engine, Flavor)
 
 /// `GET /_matrix/maubot/v1/instance/{id}/database`: tables and their columns.
 async fn tables(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let (id, engine, flavor) = database_of(&state, &id)?;
+    tables_of(&state, &id).await.map(Json)
+}
+
+/// The tables of an instance's database and their columns (also for the web UI).
+pub(crate) async fn tables_of(state: &AppState, id: &str) -> ApiResult<Value> {
+    let (id, engine, flavor) = database_of(state, id)?;
     state
         .plugins
         .databases()
         .tables(&id, engine, flavor)
         .await
-        .map(Json)
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
 }
 
@@ -50,14 +54,6 @@ async fn table(
     Path((id, table)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let (id, engine, flavor) = database_of(&state, &id)?;
-    let columns = state
-        .plugins
-        .databases()
-        .columns(&id, engine, &table)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
-        .ok_or(ApiError::TableNotFound)?;
     let params: Vec<(String, String)> =
         serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
     let mut order = Vec::new();
@@ -66,27 +62,45 @@ async fn table(
         match key.as_str() {
             "order" => {
                 let (column, direction) = value.split_once(':').unwrap_or((&value, "asc"));
-                // Unknown columns are ignored, as in maubot; known ones are quoted.
-                if columns.iter().any(|c| c == column) {
-                    let direction = if direction.eq_ignore_ascii_case("desc") {
-                        "DESC"
-                    } else {
-                        "ASC"
-                    };
-                    order.push(format!("{} {direction}", quote(column)));
-                }
+                order.push((column.to_owned(), direction.eq_ignore_ascii_case("desc")));
             }
             "limit" => limit = value.parse().unwrap_or(limit),
             _ => {}
         }
     }
-    let mut sql = format!("SELECT * FROM {}", quote(&table));
+    rows_of(&state, &id, &table, &order, limit).await.map(Json)
+}
+
+/// Up to `limit` rows of a table, ordered by `(column, descending)`s (unknown columns ignored,
+/// as in maubot), in the shape of a query's answer (also for the web UI).
+pub(crate) async fn rows_of(
+    state: &AppState,
+    id: &str,
+    table: &str,
+    order_by: &[(String, bool)],
+    limit: u64,
+) -> ApiResult<Value> {
+    let (id, engine, flavor) = database_of(state, id)?;
+    let columns = state
+        .plugins
+        .databases()
+        .columns(&id, engine, table)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+        .ok_or(ApiError::TableNotFound)?;
+    // Unknown columns are ignored, as in maubot; known ones are quoted.
+    let order: Vec<String> = order_by
+        .iter()
+        .filter(|(column, _)| columns.iter().any(|c| c == column))
+        .map(|(column, desc)| format!("{} {}", quote(column), if *desc { "DESC" } else { "ASC" }))
+        .collect();
+    let mut sql = format!("SELECT * FROM {}", quote(table));
     if !order.is_empty() {
         sql.push_str(" ORDER BY ");
         sql.push_str(&order.join(", "));
     }
     sql.push_str(&format!(" LIMIT {limit}"));
-    run(&state, &id, engine, flavor, &sql, false).await
+    run(state, &id, engine, flavor, &sql, false).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,12 +116,24 @@ async fn query(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<QueryRequest>,
 ) -> ApiResult<Json<Value>> {
-    let (id, engine, flavor) = database_of(&state, &id)?;
-    let sql = request
-        .query
-        .filter(|q| !q.is_empty())
-        .ok_or(ApiError::QueryMissing)?;
-    run(&state, &id, engine, flavor, &sql, request.rows_as_dict).await
+    let sql = request.query.unwrap_or_default();
+    run_query(&state, &id, &sql, request.rows_as_dict)
+        .await
+        .map(Json)
+}
+
+/// Runs one SQL statement on an instance's database (also for the web UI).
+pub(crate) async fn run_query(
+    state: &AppState,
+    id: &str,
+    sql: &str,
+    rows_as_dict: bool,
+) -> ApiResult<Value> {
+    let (id, engine, flavor) = database_of(state, id)?;
+    if sql.is_empty() {
+        return Err(ApiError::QueryMissing);
+    }
+    run(state, &id, engine, flavor, sql, rows_as_dict).await
 }
 
 async fn run(
@@ -117,13 +143,13 @@ async fn run(
     flavor: Flavor,
     sql: &str,
     rows_as_dict: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Value> {
     let answer = state
         .plugins
         .databases()
         .query(id, engine, flavor, sql, rows_as_dict)
         .await;
-    answer.map(Json).map_err(|err: SqlError| {
+    answer.map_err(|err: SqlError| {
         // SQLAlchemy tells constraint violations from other errors, asyncpg and aiosqlite do not.
         let errcode = match (flavor, err.constraint) {
             (Flavor::Asyncpg, _) => "sql_error",

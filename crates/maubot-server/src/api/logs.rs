@@ -1,5 +1,6 @@
-//! `GET /logs`: the live log websocket (behaviour reference §9). The token comes as the first
-//! text frame; then the history and every new record, one JSON frame each.
+//! `GET /logs`: the live log websocket. The token comes as the first text frame; then the history
+//! and every new record, one JSON frame each. A socket opened with a token already (the web UI's
+//! session cookie from its own origin, or maubot's other token places) gets the history at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::session::Admin;
 use crate::logs::{self, Filter};
 use crate::state::AppState;
 
@@ -33,17 +35,25 @@ async fn logs(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     Query(filter): Query<Filter>,
+    admin: Option<Admin>,
 ) -> Response {
+    let authenticated = admin.is_some();
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, state, filter))
+        .on_upgrade(move |socket| serve(socket, state, filter, authenticated))
 }
 
-async fn serve(mut socket: WebSocket, state: AppState, filter: Filter) {
+async fn serve(mut socket: WebSocket, state: AppState, filter: Filter, authenticated: bool) {
     let mut shutdown = state.shutdown.clone();
     let deadline = tokio::time::sleep(AUTH_TIMEOUT);
     tokio::pin!(deadline);
     let mut live: Option<broadcast::Receiver<Arc<Value>>> = None;
+    if authenticated {
+        match start_streaming(&mut socket, &filter).await {
+            Some(receiver) => live = Some(receiver),
+            None => return,
+        }
+    }
     loop {
         tokio::select! {
             message = socket.recv() => match message {
@@ -54,15 +64,10 @@ async fn serve(mut socket: WebSocket, state: AppState, filter: Filter) {
                         }
                         continue;
                     }
-                    let (history, receiver) = logs::hub().subscribe();
-                    let history: Vec<&Value> =
-                        history.iter().map(|r| &**r).filter(|r| filter.accepts(r)).collect();
-                    if send(&mut socket, &json!({ "auth_success": true })).await.is_err()
-                        || send(&mut socket, &json!({ "history": history })).await.is_err()
-                    {
-                        return;
+                    match start_streaming(&mut socket, &filter).await {
+                        Some(receiver) => live = Some(receiver),
+                        None => return,
                     }
-                    live = Some(receiver);
                 }
                 // After authentication, and anything but text, is ignored (as maubot).
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
@@ -88,6 +93,27 @@ async fn serve(mut socket: WebSocket, state: AppState, filter: Filter) {
             }
         }
     }
+}
+
+/// Says the socket is authenticated and sends the history; `None` if the socket broke.
+async fn start_streaming(
+    socket: &mut WebSocket,
+    filter: &Filter,
+) -> Option<broadcast::Receiver<Arc<Value>>> {
+    let (history, receiver) = logs::hub().subscribe();
+    let history: Vec<&Value> = history
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| filter.accepts(r))
+        .collect();
+    if send(socket, &json!({ "auth_success": true }))
+        .await
+        .is_err()
+        || send(socket, &json!({ "history": history })).await.is_err()
+    {
+        return None;
+    }
+    Some(receiver)
 }
 
 async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {

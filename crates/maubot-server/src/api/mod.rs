@@ -3,10 +3,10 @@
 
 mod auth;
 mod client;
-mod client_auth;
+pub(crate) mod client_auth;
 pub mod error;
 mod instance;
-mod instance_database;
+pub(crate) mod instance_database;
 pub mod json;
 mod logs;
 mod meta;

@@ -1,5 +1,6 @@
 //! `/proxy/{id}/_matrix/...`: the homeserver API as the bot, for web UIs (avatar uploads and
-//! downloads). The admin's token is taken off; the bot's goes on.
+//! downloads). The admin's token (header, query or the web UI's session cookie) is taken off; the
+//! bot's goes on.
 
 use std::net::SocketAddr;
 
@@ -74,6 +75,13 @@ async fn proxy(
     let mut headers = request.headers().clone();
     for name in &DROPPED_REQUEST_HEADERS {
         headers.remove(name);
+    }
+    // The web UI's session is the admin's credential too.
+    headers.remove(header::COOKIE);
+    if let Some(cookies) = super::session::cookies_without_session(request.headers())
+        .and_then(|c| header::HeaderValue::from_str(&c).ok())
+    {
+        headers.insert(header::COOKIE, cookies);
     }
     headers.entry("x-forwarded-for").or_insert_with(|| {
         remote

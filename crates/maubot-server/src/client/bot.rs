@@ -56,6 +56,8 @@ pub struct Bot {
     running: tokio::sync::Mutex<Option<Running>>,
     started: AtomicBool,
     sync_ok: Arc<AtomicBool>,
+    /// The last sync's (or start's) error while it lasts, for the view.
+    sync_error: Mutex<Option<String>>,
     /// Whether sync results are live (passed on) rather than the history of a first sync.
     live: Arc<AtomicBool>,
     profile: Mutex<RemoteProfile>,
@@ -92,6 +94,7 @@ impl Bot {
             running: tokio::sync::Mutex::new(None),
             started: AtomicBool::new(false),
             sync_ok: Arc::new(AtomicBool::new(false)),
+            sync_error: Mutex::new(None),
             live: Arc::new(AtomicBool::new(false)),
             profile: Mutex::new(RemoteProfile::default()),
             fingerprint: Mutex::new(None),
@@ -155,6 +158,11 @@ impl Bot {
             started: self.is_started(),
             sync: record.sync,
             sync_ok: self.sync_ok.load(Ordering::SeqCst),
+            sync_error: self
+                .sync_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             autojoin: record.autojoin,
             online: record.online,
             displayname: record.displayname,
@@ -187,14 +195,17 @@ impl Bot {
             Ok(client) => client,
             Err(super::Error::BadAccessToken) => {
                 tracing::error!(target: LOG, client = %record.id, "Invalid token, disabling client");
+                self.set_sync_error(Some("Invalid access token: the client was disabled".into()));
                 self.disable().await;
                 return;
             }
             Err(err) => {
                 tracing::error!(target: LOG, client = %record.id, error = %err, "Failed to start client");
+                self.set_sync_error(Some(format!("Failed to start: {err}")));
                 return;
             }
         };
+        self.set_sync_error(None);
         if !record.device_id.is_empty() {
             let key = client.encryption().ed25519_key().await;
             *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -211,6 +222,10 @@ impl Bot {
         *running = Some(Running { client, sync });
         self.started.store(true, Ordering::SeqCst);
         tracing::info!(target: LOG, client = %record.id, "Client started");
+    }
+
+    fn set_sync_error(&self, error: Option<String>) {
+        *self.sync_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
     }
 
     async fn refresh_trust_state(&self, client: &Client) {
@@ -251,6 +266,7 @@ impl Bot {
         }
         self.started.store(false, Ordering::SeqCst);
         self.sync_ok.store(false, Ordering::SeqCst);
+        self.set_sync_error(None);
     }
 
     async fn disable(&self) {
@@ -371,6 +387,7 @@ impl Bot {
             match client.sync_once(settings).await {
                 Ok(response) => {
                     self.sync_ok.store(true, Ordering::SeqCst);
+                    self.set_sync_error(None);
                     self.live.store(true, Ordering::SeqCst);
                     backoff = BACKOFF_START;
                     self.record
@@ -386,11 +403,15 @@ impl Bot {
                 Err(err) if is_unknown_token(&err) => {
                     tracing::error!(target: LOG, client = %self.id(), "Invalid token during sync, disabling client");
                     self.sync_ok.store(false, Ordering::SeqCst);
+                    self.set_sync_error(Some(
+                        "Invalid access token: the client was disabled".into(),
+                    ));
                     self.disable().await;
                     return;
                 }
                 Err(err) => {
                     self.sync_ok.store(false, Ordering::SeqCst);
+                    self.set_sync_error(Some(err.to_string()));
                     tracing::warn!(target: LOG, client = %self.id(), error = %err, retry_in = ?backoff, "sync failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -105,6 +105,9 @@ pub struct ClientView {
     pub started: bool,
     pub sync: bool,
     pub sync_ok: bool,
+    /// Why the client does not sync although it should: the last sync's error (or the start's),
+    /// null while syncing works or has not been tried (maubot-rs addition).
+    pub sync_error: Option<String>,
     pub autojoin: bool,
     pub online: bool,
     pub displayname: String,

@@ -308,6 +308,13 @@ impl PluginHost {
         Ok(self.plugin_view(&state, plugin))
     }
 
+    /// A plugin's `maubot.yaml`, for the web UI.
+    pub fn plugin_meta(&self, id: &str) -> Result<PluginMeta> {
+        let state = lock(&self.state);
+        let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
+        Ok(plugin.file.meta.clone())
+    }
+
     pub fn instances(&self) -> Vec<InstanceView> {
         let state = lock(&self.state);
         state
@@ -767,7 +774,7 @@ impl PluginHost {
     }
 
     /// maubot's `public_url + plugin_base_path + id + "/"`.
-    fn webapp_url(&self, id: &str) -> String {
+    pub fn webapp_url(&self, id: &str) -> String {
         let server = &self.config.server;
         format!("{}{}{id}/", server.public_url, server.plugin_base_path)
     }

@@ -663,10 +663,18 @@ async fn sync_recovers_when_the_homeserver_returns() {
     })
     .await
     .expect("join");
-    wait_for_client(&server, &token, &id, "sync_ok false", |c| {
-        c["sync_ok"] == false
+    // The view says why: the failed sync's error.
+    let failing = wait_for_client(&server, &token, &id, "sync_ok false", |c| {
+        c["sync_ok"] == false && c["sync_error"].is_string()
     })
     .await;
+    assert!(
+        !failing["sync_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{failing}"
+    );
     let synapse = tokio::task::spawn_blocking(move || synapse.resume().map(|()| synapse))
         .await
         .expect("join")
@@ -677,6 +685,7 @@ async fn sync_recovers_when_the_homeserver_returns() {
     .await;
     assert_eq!(view["enabled"], true);
     assert_eq!(view["started"], true);
+    assert_eq!(view["sync_error"], serde_json::Value::Null, "{view}");
     server.stop().await;
     drop(synapse);
 }
@@ -1052,6 +1061,10 @@ async fn a_revoked_token_disables_the_client() {
     .await;
     let view = wait_for_client(&server, &token, &id, "disabled", |c| c["enabled"] == false).await;
     assert_eq!(view["sync_ok"], false);
+    assert_eq!(
+        view["sync_error"], "Invalid access token: the client was disabled",
+        "{view}"
+    );
     server.stop().await
 }
 

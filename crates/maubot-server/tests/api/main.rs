@@ -13,5 +13,6 @@ mod logs;
 mod plugins;
 mod security;
 mod synapse;
+mod ui;
 mod zoo;
 mod zygote;

@@ -35,7 +35,7 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 /// The `.mbp` of a test plugin: every file of its folder at the archive's root.
-fn mbp(name: &str) -> Vec<u8> {
+pub(crate) fn mbp(name: &str) -> Vec<u8> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         for entry in std::fs::read_dir(dir).expect("plugin dir").flatten() {
             let path = entry.path();

@@ -238,11 +238,12 @@ pub struct ServerConfig {
     /// The public base URL of this server, without a trailing slash. Plugin web apps and login
     /// redirects are announced under it.
     pub public_url: String,
-    /// Where the web UI is served.
+    /// Where the web UI is served (the path without its trailing slash redirects there).
     pub ui_base_path: String,
     /// Prefix under which plugin web apps are served (the instance ID is appended).
     pub plugin_base_path: String,
-    /// A directory with a built web UI to serve instead of the bundled one, or false.
+    /// A directory with a built web UI to serve instead of the bundled one, or false. Accepted
+    /// for maubot's configs and ignored: maubot-rs's web UI is inside the binary.
     #[serde(serialize_with = "none_as_false", deserialize_with = "false_as_none")]
     #[schemars(with = "String")]
     pub override_resource_path: Option<String>,
@@ -266,7 +267,7 @@ pub struct ServerConfig {
     /// addition).
     pub max_connections: usize,
     /// How long a management API token stays valid, in seconds; null means forever, as in
-    /// maubot (maubot-rs addition).
+    /// maubot (maubot-rs addition). The web UI's session lasts as long.
     pub token_lifetime: Option<u64>,
 }
 
