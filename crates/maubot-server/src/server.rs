@@ -16,7 +16,9 @@ use crate::db::Database;
 use crate::http::app;
 use crate::listener::{self, Limits};
 use crate::plugins::PluginHost;
+use crate::runtime::Runtimes;
 use crate::runtime::python::PythonRuntime;
+use crate::runtime::wasm::WasmRuntime;
 use crate::state::{AppState, Shared};
 
 const LOG: &str = "maubot.server";
@@ -81,7 +83,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let clients = ClientManager::load(db.clone(), crypto_stores(&config)).await?;
     clients.start_all().await;
 
-    let runtime = Arc::new(PythonRuntime::new(config.python_host.clone()));
+    let runtime = Arc::new(Runtimes {
+        python: Arc::new(PythonRuntime::new(config.python_host.clone())),
+        wasm: Arc::new(
+            WasmRuntime::new(config.wasm_host.clone())
+                .context("starting the WebAssembly runtime")?,
+        ),
+    });
     let plugins = PluginHost::load(
         Arc::clone(&config),
         db.clone(),

@@ -126,7 +126,11 @@ async fn send(
     txn: &OwnedTransactionId,
     content: Value,
 ) -> MatrixResponse {
-    let Some(room) = client.get_room(room_id) else {
+    // Plugins send only into rooms their bot has joined (not ones it left or is invited to).
+    let Some(room) = client
+        .get_room(room_id)
+        .filter(|room| room.state() == matrix_sdk::RoomState::Joined)
+    else {
         return MatrixResponse::error(403, "M_FORBIDDEN", "The bot is not in this room");
     };
     match room

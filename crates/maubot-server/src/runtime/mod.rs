@@ -10,6 +10,7 @@
 pub mod matrix;
 mod matrix_routes;
 pub mod python;
+pub mod wasm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,6 +125,22 @@ pub trait PluginRuntime: Send + Sync + std::fmt::Debug {
     /// Prepares a plugin. Nothing of the plugin runs yet; code is loaded when the first instance
     /// starts, and a load failure surfaces there.
     fn prepare(&self, code: PluginCode, host: Arc<dyn RuntimeHost>) -> Arc<dyn LoadedPlugin>;
+}
+
+/// The runtimes by the kind of plugin each runs (`runtime` in `maubot.yaml`).
+#[derive(Debug)]
+pub struct Runtimes {
+    pub python: Arc<dyn PluginRuntime>,
+    pub wasm: Arc<dyn PluginRuntime>,
+}
+
+impl PluginRuntime for Runtimes {
+    fn prepare(&self, code: PluginCode, host: Arc<dyn RuntimeHost>) -> Arc<dyn LoadedPlugin> {
+        match code.meta.runtime {
+            maubot_types::plugin::PluginRuntime::Python => self.python.prepare(code, host),
+            maubot_types::plugin::PluginRuntime::Wasm => self.wasm.prepare(code, host),
+        }
+    }
 }
 
 /// A prepared plugin, running instances.

@@ -96,6 +96,11 @@ impl TestServer {
         config.python_host.venv = maubot_test_support::python_host_venv()
             .display()
             .to_string();
+        // Compiled components are shared by the tests' servers (written atomically).
+        config.wasm_host.cache_dir = maubot_test_support::target_dir()
+            .join("wasm-cache")
+            .display()
+            .to_string();
         config.python_host.ping_interval = 1.0;
         config.python_host.ping_timeout = 3.0;
         config.python_host.start_timeout = 10.0;

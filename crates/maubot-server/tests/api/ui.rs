@@ -564,8 +564,15 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
     flow.fill("#new-id", "memo").await;
     flow.submit("form[action$='/settings'] button").await;
     flow.sees("Saved.").await;
-    assert!(flow.browser.url().await.expect("url").contains("/instances/memo"));
-    room.expect_reply(&bot, "!recall", "latest: another note").await;
+    assert!(
+        flow.browser
+            .url()
+            .await
+            .expect("url")
+            .contains("/instances/memo")
+    );
+    room.expect_reply(&bot, "!recall", "latest: another note")
+        .await;
 
     // An instance whose plugin fails to start: its page says why, and the overview lists it
     // first.

@@ -67,6 +67,10 @@ pub struct Config {
     /// The Python plugin host that runs maubot's Python plugins (maubot-rs addition).
     pub python_host: PythonHost,
 
+    /// The runtime of WebAssembly plugins (`runtime: wasm` in `maubot.yaml`; maubot-rs
+    /// addition): each instance in a sandbox of its own, with these limits.
+    pub wasm_host: WasmHost,
+
     /// Log levels, in the form of Python's logging dictConfig (as maubot reads it): the levels of
     /// `root` and of `loggers.<name>` are honoured (names are prefixes: `maubot`,
     /// `maubot.client`, `mau`, ...). Formatters and handlers are accepted and ignored: maubot-rs
@@ -99,6 +103,7 @@ impl Default for Config {
             admins,
             api_features: ApiFeatures::default(),
             python_host: PythonHost::default(),
+            wasm_host: WasmHost::default(),
             logging: LoggingConfig::default(),
         }
     }
@@ -446,6 +451,42 @@ impl Default for PythonHost {
             sandbox: true,
             sandbox_read: Vec::new(),
             sandbox_write: Vec::new(),
+        }
+    }
+}
+
+/// `wasm_host` (maubot-rs addition): limits of WebAssembly plugin instances.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct WasmHost {
+    /// Where compiled plugin components are kept, so that a start does not compile again.
+    pub cache_dir: String,
+    /// Most memory one instance may have, in MiB.
+    pub memory_limit: u64,
+    /// Fuel one call of a plugin may burn (about one unit per WebAssembly instruction): an
+    /// endless loop runs out of it.
+    pub fuel_per_call: u64,
+    /// Seconds one call of a plugin may take in all, waiting for the server included.
+    pub call_timeout: f64,
+    /// Messages an instance may send per second, on average.
+    pub sends_per_second: f64,
+    /// Messages an instance may send at once before `sends_per_second` applies.
+    pub send_burst: u32,
+    /// Events waiting for one instance; while that many wait, newer ones are dropped (and
+    /// logged).
+    pub queue_length: usize,
+}
+
+impl Default for WasmHost {
+    fn default() -> Self {
+        Self {
+            cache_dir: "./wasm-cache".to_owned(),
+            memory_limit: 64,
+            fuel_per_call: 1_000_000_000,
+            call_timeout: 30.0,
+            sends_per_second: 5.0,
+            send_burst: 20,
+            queue_length: 1024,
         }
     }
 }

@@ -230,6 +230,22 @@ impl PluginArchive {
     /// The default instance config's path in the archive.
     pub const BASE_CONFIG: &str = "base-config.yaml";
 
+    /// One file of an archive that [`PluginArchive::read`] accepted (a WebAssembly plugin's
+    /// component), read within the same limits.
+    pub fn read_file(
+        bytes: &[u8],
+        name: &str,
+        limits: &ArchiveLimits,
+    ) -> Result<Vec<u8>, ArchiveError> {
+        let archive = ZipArchive::new(Cursor::new(bytes))
+            .map_err(|err| ArchiveError::NotAZip(err.to_string()))?;
+        Reader {
+            archive,
+            budget: limits.max_uncompressed_bytes,
+        }
+        .read(name)
+    }
+
     /// Reads and checks an archive (see the module documentation for the checks).
     pub fn read(bytes: &[u8], limits: &ArchiveLimits) -> Result<PluginArchive, ArchiveError> {
         let archive = ZipArchive::new(Cursor::new(bytes))
