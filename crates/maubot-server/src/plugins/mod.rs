@@ -8,21 +8,20 @@
 pub mod database;
 mod events;
 pub mod files;
+mod pump;
 pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use maubot_types::config::Config;
 use maubot_types::plugin::{ArchiveLimits, DatabaseType, PluginArchive, PluginMeta};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 
 use self::files::PluginFile;
+use self::pump::{EventClock, Pump};
 use self::store::InstanceRecord;
 use crate::client::{Bot, ClientManager};
 use crate::db::{self, Database};
@@ -138,7 +137,7 @@ struct Instance {
     database_opened: bool,
     failure: Option<String>,
     /// Hands the bot's events to the runtime while started.
-    pump: Option<JoinHandle<()>>,
+    pump: Option<Pump>,
     /// When the pump last received an event (only kept while `maubot.timing` logs DEBUG).
     last_event: Arc<EventClock>,
 }
@@ -157,9 +156,7 @@ impl Instance {
     }
 
     fn stop_pump(&mut self) {
-        if let Some(pump) = self.pump.take() {
-            pump.abort();
-        }
+        self.pump = None;
     }
 }
 
@@ -439,8 +436,9 @@ impl PluginHost {
                 detail: err.detail().map(str::to_owned),
             });
         }
+        // The instances' events wait for the new code instead of being lost in between.
         for instance in &running {
-            self.stop_instance(instance).await;
+            self.stop_instance_keeping(instance, true).await;
         }
         old_code.unload().await;
         self.set_plugin(&id, new.clone(), Arc::clone(&new_code));
@@ -454,7 +452,7 @@ impl PluginHost {
         if let Some(err) = failed {
             tracing::error!(target: "maubot.loader.zip", id = %id, error = %err, "The new version failed to start; going back to the old one");
             for instance in &running {
-                self.stop_instance(instance).await;
+                self.stop_instance_keeping(instance, true).await;
             }
             new_code.unload().await;
             self.set_plugin(&id, old, old_code);
@@ -925,13 +923,13 @@ impl PluginHost {
         instance.failure = None;
         instance.base_config = started.base_config;
         instance.database_opened |= database_opened;
-        instance.stop_pump();
-        instance.pump = Some(spawn_pump(
-            id.to_owned(),
-            bot,
-            code,
-            Arc::clone(&instance.last_event),
-        ));
+        match instance.pump.as_ref().filter(|pump| pump.is_held()) {
+            // Started again on new code: what arrived meanwhile goes to it.
+            Some(pump) => pump.release_to(code),
+            None => {
+                instance.pump = Some(Pump::spawn(id, bot, code, Arc::clone(&instance.last_event)));
+            }
+        }
     }
 
     async fn start_failed(&self, id: &str, err: &RuntimeError, disable: bool) {
@@ -955,6 +953,12 @@ impl PluginHost {
 
     /// Stops an instance if it runs; whether it did.
     async fn stop_instance(&self, id: &str) -> bool {
+        self.stop_instance_keeping(id, false).await
+    }
+
+    /// Stops an instance; with `keep_events`, its pump holds the bot's events for the next
+    /// start (on new code) instead of ending.
+    async fn stop_instance_keeping(&self, id: &str, keep_events: bool) -> bool {
         let code = {
             let mut state = lock(&self.state);
             let Some(instance) = state.instances.get_mut(id) else {
@@ -962,7 +966,10 @@ impl PluginHost {
             };
             let was_started = instance.started;
             instance.started = false;
-            instance.stop_pump();
+            match instance.pump.as_ref() {
+                Some(pump) if keep_events => pump.hold(),
+                _ => instance.stop_pump(),
+            }
             let plugin = instance.record.plugin.clone();
             state
                 .plugins
@@ -1044,57 +1051,6 @@ fn instance_view(state: &State, instance: &Instance, database_feature: bool) -> 
         database_interface,
         database_engine: record.database_engine.clone(),
         failure: instance.failure.clone(),
-    }
-}
-
-/// Hands every event of the bot to the instance until aborted.
-fn spawn_pump(
-    instance_id: String,
-    bot: Arc<Bot>,
-    code: Arc<dyn LoadedPlugin>,
-    last_event: Arc<EventClock>,
-) -> JoinHandle<()> {
-    let mut events = bot.subscribe();
-    let own = bot.id();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) => {
-                    if tracing::enabled!(target: TIMING, tracing::Level::DEBUG) {
-                        last_event.mark();
-                    }
-                    if let Some(json) = events::to_json(&event, &own) {
-                        code.deliver(&instance_id, Arc::new(json));
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(target: LOG, instance = %instance_id, missed, "The instance missed events: it is too slow");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    })
-}
-
-/// A moment of an instance's events as nanoseconds since the first use (0: none yet), so that
-/// the pump marks it without a lock or an allocation.
-#[derive(Debug, Default)]
-struct EventClock(AtomicU64);
-
-static CLOCK_EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-impl EventClock {
-    fn mark(&self) {
-        let nanos = CLOCK_EPOCH.elapsed().as_nanos().max(1);
-        self.0
-            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    /// Microseconds since the last mark, if there was one.
-    fn micros_since(&self) -> Option<u64> {
-        let marked = self.0.load(Ordering::Relaxed);
-        let now = u64::try_from(CLOCK_EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        (marked != 0).then(|| now.saturating_sub(marked) / 1000)
     }
 }
 
