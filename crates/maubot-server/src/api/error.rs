@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The connection broke off in the middle of the body.
     #[error("The request body could not be read")]
     BodyIncomplete,
+    /// `GET /logs` without a websocket upgrade.
+    #[error("This is a websocket: connect with a websocket client")]
+    WebsocketRequired,
     /// Too many password logins are waiting for their check.
     #[error("Too many login attempts at once, try again later")]
     TooManyLogins,
@@ -198,6 +201,7 @@ impl ApiError {
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "unhandled_http_413"),
             Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::BodyIncomplete => (StatusCode::BAD_REQUEST, "body_incomplete"),
+            Self::WebsocketRequired => (StatusCode::BAD_REQUEST, "websocket_required"),
             Self::TooManyLogins => (StatusCode::TOO_MANY_REQUESTS, "too_many_login_attempts"),
             Self::InvalidAuth => (StatusCode::UNAUTHORIZED, "invalid_auth"),
             Self::TokenMissing => (StatusCode::UNAUTHORIZED, "auth_token_missing"),

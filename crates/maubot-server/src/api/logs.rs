@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::error::ApiError;
 use super::session::Admin;
 use crate::logs::{self, Filter};
 use crate::state::AppState;
@@ -32,11 +35,14 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /_matrix/maubot/v1/logs[?level=INFO&logger=maubot.instance]`
 async fn logs(
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     Query(filter): Query<Filter>,
     admin: Option<Admin>,
 ) -> Response {
+    let Ok(ws) = ws else {
+        return ApiError::WebsocketRequired.into_response();
+    };
     let authenticated = admin.is_some();
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)

@@ -16,6 +16,18 @@ pub fn router() -> Router<AppState> {
         .route("/health", get(health))
 }
 
+/// maubot's "open in editor" route (feature `dev_open`), which its web UI asks on every page.
+/// maubot-rs opens no editors: it is never enabled, and `POST` does not exist (405, as in
+/// maubot without an editor config).
+pub fn debug_router() -> Router<AppState> {
+    Router::new().route("/debug/open", get(debug_open))
+}
+
+/// `GET /_matrix/maubot/v1/debug/open`
+async fn debug_open(_: Admin) -> Json<Value> {
+    Json(json!({ "enabled": false }))
+}
+
 /// `GET /_matrix/maubot/v1/features`
 ///
 /// All of `api_features` for an admin; only whether password login exists for anyone else.

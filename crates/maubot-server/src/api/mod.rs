@@ -44,6 +44,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(when(features.instance, instance::router))
         .merge(when(features.instance_database, instance_database::router))
         .merge(when(features.log, logs::router))
+        .merge(when(features.dev_open, meta::debug_router))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))

@@ -13,7 +13,37 @@ on_both_databases!(
     malformed_bodies_are_400,
     oversized_bodies_are_413_without_being_read,
     outside_the_api,
+    routes_maubots_ui_calls_answer_like_maubot,
 );
+
+/// maubot's web UI asks `/debug/open` on every page; `/logs` is only a websocket.
+async fn routes_maubots_ui_calls_answer_like_maubot(server: &TestServer) {
+    let token = server.root_token().await;
+    let (status, body) = server.get("/debug/open", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({ "enabled": false }));
+    assert_error(
+        &server.get("/debug/open", None).await,
+        StatusCode::UNAUTHORIZED,
+        "auth_token_missing",
+    );
+    assert_error(
+        &server
+            .post_json(
+                "/debug/open",
+                Some(&token),
+                json!({ "path": "/etc/passwd", "line": 1 }),
+            )
+            .await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    assert_error(
+        &server.get("/logs", Some(&token)).await,
+        StatusCode::BAD_REQUEST,
+        "websocket_required",
+    );
+}
 
 async fn unknown_paths_need_a_token_first(server: &TestServer) {
     assert_error(
