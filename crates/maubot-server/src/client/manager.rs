@@ -28,6 +28,12 @@ pub struct ClientManager {
     http: reqwest::Client,
     stores: StoreLocation,
     bots: RwLock<BTreeMap<String, Arc<Bot>>>,
+    /// Serialises adding and removing bots, so that the map's lock is only ever held for a
+    /// lookup or an insert, never across the database or a bot's network calls (plugins'
+    /// Matrix requests look bots up all the time).
+    changes: tokio::sync::Mutex<()>,
+    /// The start-up tasks; stopping waits for them.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl ClientManager {
@@ -42,6 +48,8 @@ impl ClientManager {
             http,
             stores,
             bots: RwLock::new(BTreeMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+            tasks: tokio_util::task::TaskTracker::new(),
         });
         let records = store::all(&manager.db).await?;
         manager
@@ -76,7 +84,7 @@ impl ClientManager {
         let slots = Arc::new(Semaphore::new(START_CONCURRENCY));
         for bot in bots {
             let slots = Arc::clone(&slots);
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 // The semaphore is never closed, so a permit always comes.
                 let slot = slots.acquire().await;
                 let start = bot.start();
@@ -93,7 +101,11 @@ impl ClientManager {
     }
 
     pub async fn stop_all(&self) {
-        for bot in self.bots.read().await.values() {
+        // Starts still under way finish first: a bot started after its stop would sync on.
+        self.tasks.close();
+        self.tasks.wait().await;
+        let bots: Vec<Arc<Bot>> = self.bots.read().await.values().cloned().collect();
+        for bot in bots {
             bot.stop().await;
         }
     }
@@ -154,13 +166,13 @@ impl ClientManager {
             avatar_url: request.avatar_url.unwrap_or_else(|| "disable".into()),
         };
         let bot = {
-            let mut bots = self.bots.write().await;
-            if bots.contains_key(&record.id) {
+            let _change = self.changes.lock().await;
+            if self.bots.read().await.contains_key(&record.id) {
                 return Err(Error::UserExists);
             }
             store::save(&self.db, &record).await?;
             let bot = self.new_bot(record);
-            bots.insert(bot.id(), Arc::clone(&bot));
+            self.bots.write().await.insert(bot.id(), Arc::clone(&bot));
             bot
         };
         bot.start().await;
@@ -274,14 +286,14 @@ impl ClientManager {
     /// Deletes a client without instances: stopped, its row removed. (Its crypto store stays, as
     /// in maubot, so that re-adding the same device keeps its keys.)
     pub async fn delete(&self, id: &str) -> Result<()> {
-        let mut bots = self.bots.write().await;
-        let bot = bots.get(id).cloned().ok_or(Error::NotFound)?;
+        let _change = self.changes.lock().await;
+        let bot = self.get(id).await.ok_or(Error::NotFound)?;
         if store::has_instances(&self.db, id).await? {
             return Err(Error::InUse);
         }
         bot.stop().await;
         store::delete(&self.db, id).await?;
-        bots.remove(id);
+        self.bots.write().await.remove(id);
         Ok(())
     }
 

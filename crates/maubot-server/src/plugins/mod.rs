@@ -178,6 +178,10 @@ pub struct PluginHost {
     /// Serialises changes (API calls, start-up): a change sees the state the last one left.
     ops: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+    /// Background work (start-up, runtimes' callbacks); shutdown waits for it.
+    tasks: tokio_util::task::TaskTracker,
+    /// Set when shutdown begins: nothing starts after it.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl PluginHost {
@@ -212,6 +216,8 @@ impl PluginHost {
             runtime,
             ops: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
+            tasks: tokio_util::task::TaskTracker::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         {
             let mut state = lock(&host.state);
@@ -250,7 +256,7 @@ impl PluginHost {
         let Some(host) = self.this.upgrade() else {
             return;
         };
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let enabled: Vec<String> = lock(&host.state)
                 .instances
                 .values()
@@ -261,13 +267,22 @@ impl PluginHost {
             // start-up (the first start may prepare the Python environment).
             for id in enabled {
                 let _ops = host.ops.lock().await;
+                if host.is_stopping() {
+                    return;
+                }
                 let _ = host.start_instance(&id, true).await;
             }
         });
     }
 
-    /// Stops every instance and worker (server shutdown).
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops every instance and worker (server shutdown); nothing starts afterwards.
     pub async fn stop_all(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ops = self.ops.lock().await;
         let started: Vec<String> = lock(&self.state)
             .instances
@@ -286,6 +301,9 @@ impl PluginHost {
         for code in codes {
             code.unload().await;
         }
+        drop(_ops);
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     // ----- views -----
@@ -966,6 +984,9 @@ impl PluginHost {
             };
             let was_started = instance.started;
             instance.started = false;
+            // Stopped on purpose: nothing is wrong that should be reported, and a restart of a
+            // crashed worker under way must not bring it back (see `instance_recovered`).
+            instance.failure = None;
             match instance.pump.as_ref() {
                 Some(pump) if keep_events => pump.hold(),
                 _ => instance.stop_pump(),
@@ -1178,7 +1199,8 @@ impl RuntimeHost for Callbacks {
             instance.record.config = config.clone();
         }
         let id = instance_id.to_owned();
-        tokio::spawn(async move {
+        let tasks = host.tasks.clone();
+        tasks.spawn(async move {
             if let Err(err) = store::save_config(&host.db, &id, &config).await {
                 tracing::error!(target: LOG, instance = %id, error = %err, "Could not store the config the plugin saved");
             }
@@ -1203,29 +1225,36 @@ impl RuntimeHost for Callbacks {
             return;
         };
         let id = instance_id.to_owned();
-        tokio::spawn(async move {
+        let tasks = host.tasks.clone();
+        tasks.spawn(async move {
+            // Under the lock of changes: an API stop or delete meanwhile wins, and so does a
+            // shutdown.
+            let _ops = host.ops.lock().await;
+            if host.is_stopping() {
+                return;
+            }
             let found = {
                 let state = lock(&host.state);
                 state.instances.get(&id).and_then(|i| {
-                    state.plugins.get(&i.record.plugin).map(|p| {
-                        (
-                            i.record.enabled,
-                            i.record.primary_user.clone(),
-                            Arc::clone(&p.code),
-                        )
-                    })
+                    let code = Arc::clone(&state.plugins.get(&i.record.plugin)?.code);
+                    // Only an instance still waiting to run again comes back: one stopped on
+                    // purpose meanwhile must stop in the runtime too; one started anew runs.
+                    let waiting = i.failure.is_some() && !i.started && i.record.enabled;
+                    Some((waiting, i.started, i.record.primary_user.clone(), code))
                 })
             };
-            let Some((enabled, user, code)) = found else {
+            let Some((waiting, started_anew, user, code)) = found else {
                 return;
             };
-            let bot = host.clients.get(&user).await;
-            match bot.filter(|_| enabled) {
+            if started_anew {
+                return;
+            }
+            match host.clients.get(&user).await.filter(|_| waiting) {
                 Some(bot) => {
                     host.mark_started(&id, started, false, bot, code);
                     tracing::info!(target: LOG, instance = %id, "Instance running again");
                 }
-                // Disabled (or its client deleted) during the restart: it must not run.
+                // Stopped, disabled or without its client during the restart: it must not run.
                 None => code.stop(&id).await,
             }
         });
@@ -1236,7 +1265,9 @@ impl RuntimeHost for Callbacks {
             return;
         };
         let id = instance_id.to_owned();
-        tokio::spawn(async move {
+        let tasks = host.tasks.clone();
+        tasks.spawn(async move {
+            let _ops = host.ops.lock().await;
             host.start_failed(&id, &error, true).await;
         });
     }
