@@ -9,6 +9,7 @@ pub mod db;
 pub mod homeserver_auth;
 pub mod http;
 pub mod listener;
+pub mod log_handlers;
 pub mod logging;
 pub mod logs;
 pub mod matrix_path;

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+use crate::log_handlers::HandlersLayer;
 use crate::logs::HubLayer;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -18,13 +19,24 @@ use tracing_subscriber::registry::LookupSpan;
 /// Installs the global subscriber: maubot's lines on standard error, and the live log of the
 /// `/logs` websocket. `RUST_LOG`, when set, replaces the config's levels.
 pub fn init(logging: &LoggingConfig) {
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(use_colour())
-        .event_format(MaubotFormat);
+    // The config's handlers if it has any (maubot's configs do), else maubot's lines on
+    // standard error.
+    let (handlers, stderr) = match HandlersLayer::from_config(logging) {
+        Some(handlers) => (Some(handlers), None),
+        None => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(use_colour())
+                    .event_format(MaubotFormat),
+            ),
+        ),
+    };
     let _ = tracing_subscriber::registry()
         .with(filter(logging))
         .with(stderr)
+        .with(handlers)
         .with(HubLayer)
         .try_init();
 }
@@ -46,7 +58,7 @@ fn filter(logging: &LoggingConfig) -> EnvFilter {
 }
 
 /// Colour only on a terminal, and never with `NO_COLOR` set.
-fn use_colour() -> bool {
+pub(crate) fn use_colour() -> bool {
     use std::io::IsTerminal as _;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
@@ -111,6 +123,13 @@ where
     }
 }
 
+/// `text` as [`Escaped`] writes it.
+pub(crate) fn escape_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let _ = fmt::Write::write_str(&mut Escaped(&mut out), text);
+    out
+}
+
 /// Writes text so that it cannot pass for log lines of its own: every line after the first is
 /// indented, and other control characters (carriage returns, terminal escapes) are escaped.
 struct Escaped<'a, W: fmt::Write>(&'a mut W);
@@ -132,7 +151,7 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS,mmm` in UTC.
-fn timestamp(now: SystemTime) -> String {
+pub(crate) fn timestamp(now: SystemTime) -> String {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);

@@ -143,6 +143,11 @@ pub fn level_name(level: &Level) -> (&'static str, u8) {
     }
 }
 
+/// An event as a record in maubot's shape (for the log handlers).
+pub(crate) fn record_of(event: &Event<'_>) -> Value {
+    record(event, hub().started.elapsed().as_secs_f64() * 1000.0)
+}
+
 fn record(event: &Event<'_>, relative_ms: f64) -> Value {
     let meta = event.metadata();
     let mut fields = Fields::default();

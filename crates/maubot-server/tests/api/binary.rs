@@ -90,6 +90,42 @@ pub(crate) fn terminate(mut child: Child) -> String {
     stdout
 }
 
+/// maubot's default `logging` section: a rotating `./maubot.log` and the console, both in
+/// maubot's line format (regression: the handlers were ignored, everything went to stderr).
+#[tokio::test]
+async fn logging_handlers_of_a_maubot_config_are_applied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "server:\n  unshared_secret: a-secret\n\
+         logging:\n  version: 1\n  formatters:\n    colored:\n      (): maubot.lib.color_log.ColorFormatter\n\
+         \x20     format: '[%(asctime)s] [%(levelname)s@%(name)s] %(message)s'\n\
+         \x20   normal:\n      format: '[%(asctime)s] [%(levelname)s@%(name)s] %(message)s'\n\
+         \x20 handlers:\n    file:\n      class: logging.handlers.RotatingFileHandler\n\
+         \x20     formatter: normal\n      filename: ./maubot.log\n      maxBytes: 10485760\n      backupCount: 10\n\
+         \x20   console:\n      class: logging.StreamHandler\n      formatter: colored\n\
+         \x20 loggers:\n    maubot: {level: DEBUG}\n  root:\n    level: INFO\n    handlers: [file, console]\n",
+    )
+    .expect("config");
+    let (child, _, log) = spawn(dir.path(), &[]);
+    terminate(child);
+    let file = std::fs::read_to_string(dir.path().join("maubot.log")).expect("maubot.log");
+    let listening = file
+        .lines()
+        .find(|l| l.contains("Listening on http://"))
+        .unwrap_or_else(|| panic!("no listening line in maubot.log:\n{file}"));
+    assert!(listening.starts_with('['), "{listening}");
+    assert!(
+        listening.contains("] [INFO@maubot.server] Listening on"),
+        "{listening}"
+    );
+    let stderr = log.lock().expect("log").join("\n");
+    assert!(
+        stderr.contains("[INFO@maubot.server] Listening on"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn first_start_writes_a_config_and_later_starts_leave_it_alone() {
     let dir = tempfile::tempdir().expect("temp dir");

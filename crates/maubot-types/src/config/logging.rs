@@ -3,7 +3,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// `logging`: Python's dictConfig shape. Only levels are honoured.
+/// `logging`: Python's dictConfig shape: levels, and the stream and (rotating) file handlers
+/// with their formatters.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct LoggingConfig {
@@ -13,10 +14,15 @@ pub struct LoggingConfig {
     pub loggers: BTreeMap<String, LoggerConfig>,
     /// The level of everything no logger entry covers.
     pub root: LoggerConfig,
-    /// Accepted for compatibility with maubot configs; ignored.
+    /// Formatters by name: `format` is a Python `%(name)s` format string (`asctime`,
+    /// `levelname`, `levelno`, `name`, `message`, `module`, `lineno`, `process`, ...); maubot's
+    /// `()`: `maubot.lib.color_log.ColorFormatter` adds colour on a terminal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub formatters: Option<serde_json::Value>,
-    /// Accepted for compatibility with maubot configs; ignored.
+    /// Handlers by name: `class` `logging.StreamHandler` (`stream: ext://sys.stdout` or
+    /// standard error), `logging.FileHandler` or `logging.handlers.RotatingFileHandler`
+    /// (`filename`, `maxBytes`, `backupCount`), each with an optional `formatter` and `level`.
+    /// `root.handlers` says which are used. Without handlers, logs go to standard error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handlers: Option<serde_json::Value>,
     /// Accepted for compatibility with maubot configs; ignored.
@@ -55,7 +61,7 @@ impl Default for LoggingConfig {
 pub struct LoggerConfig {
     /// `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL` or `NOTSET` (everything).
     pub level: Option<LogLevel>,
-    /// Accepted for compatibility with maubot configs; ignored.
+    /// The handlers of `logging.handlers` records go to (honoured for `root`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handlers: Option<serde_json::Value>,
     /// Accepted for compatibility with maubot configs; ignored.
@@ -88,6 +94,19 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// A level by Python's name for it (any case; `WARN` and `FATAL` too).
+    pub fn from_python_name(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "NOTSET" => Some(Self::NotSet),
+            "DEBUG" => Some(Self::Debug),
+            "INFO" => Some(Self::Info),
+            "WARNING" | "WARN" => Some(Self::Warning),
+            "ERROR" => Some(Self::Error),
+            "CRITICAL" | "FATAL" => Some(Self::Critical),
+            _ => None,
+        }
+    }
+
     pub fn python_name(self) -> &'static str {
         match self {
             Self::NotSet => "NOTSET",
@@ -140,14 +159,9 @@ impl<'de> Deserialize<'de> for LogLevel {
         const EXPECTED: &str = "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, NOTSET";
         match Raw::deserialize(deserializer).map_err(|_| serde::de::Error::custom(EXPECTED))? {
             Raw::Number(n) => Ok(Self::from_number(n)),
-            Raw::Name(name) => match name.to_ascii_uppercase().as_str() {
-                "NOTSET" => Ok(Self::NotSet),
-                "DEBUG" => Ok(Self::Debug),
-                "INFO" => Ok(Self::Info),
-                "WARNING" | "WARN" => Ok(Self::Warning),
-                "ERROR" => Ok(Self::Error),
-                "CRITICAL" | "FATAL" => Ok(Self::Critical),
-                _ => Err(serde::de::Error::custom(format!(
+            Raw::Name(name) => match Self::from_python_name(&name) {
+                Some(level) => Ok(level),
+                None => Err(serde::de::Error::custom(format!(
                     "{EXPECTED}, found `{name}`"
                 ))),
             },
