@@ -35,6 +35,7 @@ pub fn init(logging: &LoggingConfig) {
     };
     let _ = tracing_subscriber::registry()
         .with(filter(logging))
+        .with(Quiet)
         .with(stderr)
         .with(handlers)
         .with(HubLayer)
@@ -46,8 +47,57 @@ pub fn init(logging: &LoggingConfig) {
 pub fn init_live_log_only(logging: &LoggingConfig) {
     let _ = tracing_subscriber::registry()
         .with(filter(logging))
+        .with(Quiet)
         .with(HubLayer)
         .try_init();
+}
+
+/// Records of libraries that describe normal operation at levels that alarm operators: the
+/// HTTP client of matrix-sdk logs a 404 (account data or an event that does not exist, which
+/// the callers expect and handle) as an ERROR, and its key backup warns at every sync while no
+/// backup is set up. They are left out; what the server makes of those answers it logs itself.
+struct Quiet;
+
+/// `(target prefix, level, text in the message)` of the records [`Quiet`] leaves out.
+const QUIETED: &[(&str, Level, &str)] = &[
+    ("matrix_sdk::http_client", Level::ERROR, "status_code: 404"),
+    (
+        "matrix_sdk_crypto::backups",
+        Level::WARN,
+        "no backup key was found",
+    ),
+];
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for Quiet {
+    fn event_enabled(
+        &self,
+        event: &Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let meta = event.metadata();
+        let rules = QUIETED.iter().filter(|(target, level, _)| {
+            meta.level() == level && meta.target().starts_with(target)
+        });
+        let mut rules = rules.peekable();
+        if rules.peek().is_none() {
+            return true;
+        }
+        let mut message = String::new();
+        event.record(&mut MessageText(&mut message));
+        !rules.any(|(_, _, text)| message.contains(text))
+    }
+}
+
+/// The `message` field of a record, as text.
+struct MessageText<'a>(&'a mut String);
+
+impl tracing::field::Visit for MessageText<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            use fmt::Write as _;
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
 }
 
 fn filter(logging: &LoggingConfig) -> EnvFilter {
@@ -209,6 +259,31 @@ mod tests {
             out,
             "hi\n    [2026-01-01 00:00:00,000] [INFO@maubot.server] forged\\r\\u{1b}[2J\tend"
         );
+    }
+
+    #[test]
+    fn benign_library_records_are_left_out() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        struct Count(Arc<AtomicUsize>);
+        impl<S: Subscriber> tracing_subscriber::Layer<S> for Count {
+            fn on_event(&self, _: &Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let seen = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(Quiet)
+            .with(Count(Arc::clone(&seen)));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "matrix_sdk::http_client", "Error while sending request: Api(Server(MatrixError(Error {{ status_code: 404, body: NotFound }})))");
+            tracing::warn!(target: "matrix_sdk_crypto::backups", "Trying to backup room keys but no backup key was found");
+            assert_eq!(seen.load(Ordering::SeqCst), 0);
+            tracing::error!(target: "matrix_sdk::http_client", "Error while sending request: status_code: 500");
+            tracing::error!(target: "maubot.server", "status_code: 404");
+            assert_eq!(seen.load(Ordering::SeqCst), 2);
+        });
     }
 
     #[test]
