@@ -319,6 +319,23 @@ mod tests {
         );
     }
 
+    /// Every example and hostile plugin builds into an archive the server's checks accept
+    /// (the server's tests run them; this catches a change of the SDK that breaks one).
+    #[test]
+    fn every_plugin_builds() {
+        let examples = ["ping", "counter", "webhook"].map(example);
+        let hostile = ["spin", "bomb", "panic", "flood", "fetch", "elsewhere"].map(test_plugin);
+        for project in examples.iter().chain(&hostile) {
+            let built =
+                try_build(project).unwrap_or_else(|err| panic!("{}: {err:#}", project.display()));
+            let size = std::fs::metadata(&built.component)
+                .expect("component")
+                .len();
+            // The SDK stays small (the examples are ~180-270 KB).
+            assert!(size < 1 << 20, "{}: {size} bytes", project.display());
+        }
+    }
+
     #[test]
     fn only_webassembly_plugins() {
         let err = try_build(&repo().join("crates/maubot-server/tests/plugins/echo"))
