@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod postgres;
 pub mod synapse;
+pub mod wasm;
 
 pub use postgres::TestPostgres;
 pub use synapse::{RegisteredUser, Synapse};

@@ -1,15 +1,17 @@
 //! Packing a plugin folder into an `.mbp` archive, as maubot's `mbc build` does:
 //! `maubot.yaml` re-written from the parsed definition (every field, defaults included), each
 //! module as `name.py` or the package folder `name/` (with `__init__.py`; caches left out), and
-//! the files matching the `extra_files` globs. The definition is checked with the server's own
-//! parser first, and the finished archive with the server's archive checks, so an archive the
-//! server would refuse is never written or uploaded.
+//! the files matching the `extra_files` globs. A WebAssembly plugin (`runtime: wasm`) has its
+//! component instead of modules, at the path `wasm` names: built by cargo when the folder has a
+//! `Cargo.toml` ([`crate::cargo`]), else the file already at that path. The definition is
+//! checked with the server's own parser first, and the finished archive with the server's
+//! archive checks, so an archive the server would refuse is never written or uploaded.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use maubot_types::plugin::{ArchiveLimits, PluginArchive, PluginMeta};
+use maubot_types::plugin::{ArchiveLimits, PluginArchive, PluginMeta, PluginRuntime};
 use zip::write::SimpleFileOptions;
 
 use crate::error::{Context as _, Failure, Result};
@@ -74,8 +76,13 @@ pub fn build(dir: &Path, exclude: Option<&Path>) -> Result<Built> {
         names: BTreeSet::from([PluginArchive::DEFINITION.to_owned()]),
         entries: Vec::new(),
     };
-    for module in &meta.modules {
-        files.add_module(module)?;
+    match meta.runtime {
+        PluginRuntime::Python => {
+            for module in &meta.modules {
+                files.add_module(module)?;
+            }
+        }
+        PluginRuntime::Wasm => files.add_component(&meta)?,
     }
     let mut warnings = Vec::new();
     for pattern in &meta.extra_files {
@@ -110,6 +117,29 @@ struct Files<'a> {
 }
 
 impl Files<'_> {
+    /// A WebAssembly plugin's component, at the path `wasm` names: built with cargo if the
+    /// folder holds a crate, else the file at that path.
+    fn add_component(&mut self, meta: &PluginMeta) -> Result<()> {
+        let name = meta.wasm.clone().unwrap_or_default();
+        let path = if self.dir.join("Cargo.toml").is_file() {
+            crate::cargo::build_component(self.dir)?
+        } else {
+            let path = self.dir.join(&name);
+            if !path.is_file() {
+                return Err(Failure::new(format!(
+                    "there is no Cargo.toml or {name} in {}",
+                    self.dir.display()
+                ))
+                .hint("a WebAssembly plugin's folder holds its crate (Cargo.toml), or its built component at the path `wasm` names in maubot.yaml"));
+            }
+            path
+        };
+        if self.names.insert(name.clone()) {
+            self.entries.push((name, path));
+        }
+        Ok(())
+    }
+
     fn add_module(&mut self, module: &str) -> Result<()> {
         let file = self.dir.join(format!("{module}.py"));
         if file.is_file() {
@@ -401,6 +431,31 @@ mod tests {
         );
         let built = build(d, None).expect("built");
         assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
+    }
+
+    #[test]
+    fn packs_a_prebuilt_component() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        write(
+            d,
+            "maubot.yaml",
+            "id: x\nversion: '1.0'\nruntime: wasm\nwasm: bin/x.wasm\nextra_files: ['bin/*']\n",
+        );
+        let err = build(d, None).expect_err("no component");
+        assert!(
+            err.message.contains("no Cargo.toml or bin/x.wasm"),
+            "{err:?}"
+        );
+        write(d, "bin/x.wasm", "\0asm");
+        write(d, "bin/notes.txt", "");
+        let built = build(d, None).expect("built");
+        assert_eq!(
+            built.entries,
+            ["maubot.yaml", "bin/x.wasm", "bin/notes.txt"]
+        );
+        let archive = PluginArchive::read(&built.bytes, &ArchiveLimits::default()).expect("valid");
+        assert_eq!(archive.meta.runtime, PluginRuntime::Wasm);
     }
 
     #[test]

@@ -25,9 +25,11 @@ pub enum Command {
     Login(LoginArgs),
     /// Forget the access token of a server.
     Logout(LogoutArgs),
-    /// Create a new plugin (maubot.yaml, a module with a command, a licence) in this folder.
+    /// Create a new plugin (maubot.yaml, a module with a command, a licence) in this folder;
+    /// with --wasm a WebAssembly plugin (a Rust crate on maubot-rs's plugin SDK).
     Init(InitArgs),
-    /// Check a plugin folder and pack it into an .mbp archive, optionally uploading it.
+    /// Check a plugin folder and pack it into an .mbp archive, optionally uploading it
+    /// (WebAssembly plugins are built with cargo for wasm32-wasip2 first).
     Build(BuildArgs),
     /// Upload an .mbp archive to a maubot server (replacing an older version).
     Upload(UploadArgs),
@@ -62,7 +64,8 @@ pub struct LogoutArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The plugin's module name, a Python name (default: this folder's name).
+    /// The plugin's module name, a Python name; with --wasm its crate name (default: this
+    /// folder's name).
     #[arg(short, long)]
     pub name: Option<String>,
     /// The plugin ID, Java-package style (e.g. com.example.hello).
@@ -77,6 +80,14 @@ pub struct InitArgs {
     /// Give the plugin a config (base-config.yaml and a Config class).
     #[arg(short, long)]
     pub config: bool,
+    /// Create a WebAssembly plugin: a Rust crate on the maubot-plugin SDK (Cargo.toml,
+    /// src/lib.rs), built for wasm32-wasip2 by `mbc build`.
+    #[arg(long)]
+    pub wasm: bool,
+    /// With --wasm: the folder of the maubot-plugin SDK, which Cargo.toml depends on by path
+    /// [default: crates/maubot-plugin of the maubot-rs checkout mbc was built from].
+    #[arg(long, value_name = "PATH", requires = "wasm")]
+    pub sdk_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +193,17 @@ mod tests {
             panic!("not init: {cli:?}")
         };
         assert_eq!(init.version.as_deref(), Some("1.0"));
-        assert!(init.config);
+        assert!(init.config && !init.wasm);
+        let cli =
+            Cli::try_parse_from(["mbc", "init", "--wasm", "--sdk-path", "../sdk"]).expect("valid");
+        let Command::Init(init) = cli.command else {
+            panic!("not init: {cli:?}")
+        };
+        assert!(init.wasm);
+        assert_eq!(
+            init.sdk_path.as_deref(),
+            Some(std::path::Path::new("../sdk"))
+        );
+        assert!(Cli::try_parse_from(["mbc", "init", "--sdk-path", "x"]).is_err());
     }
 }

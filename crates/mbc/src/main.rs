@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod archive;
+mod cargo;
 mod cli;
 mod commands;
 mod config;

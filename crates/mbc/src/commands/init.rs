@@ -1,5 +1,7 @@
 //! `mbc init`: a new plugin in the current folder — `maubot.yaml`, a package with a Plugin
-//! class answering `!ping`, optionally a config, and the licence.
+//! class answering `!ping`, optionally a config, and the licence. With `--wasm`, a WebAssembly
+//! plugin instead: a Rust crate (`Cargo.toml`, `src/lib.rs`) on the `maubot-plugin` SDK,
+//! which it depends on by path (the SDK is not on crates.io).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,8 @@ use crate::term::Term;
 
 const DEFAULT_VERSION: &str = "0.1.0";
 const DEFAULT_LICENSE: &str = "AGPL-3.0-or-later";
+/// The SDK of the checkout mbc was built from, the default of `--sdk-path`.
+const DEFAULT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../maubot-plugin");
 
 /// Licence texts mbc can write, by SPDX identifier (matched without regard to case).
 const LICENSES: &[(&[&str], &str)] = &[
@@ -62,13 +66,15 @@ struct Plan {
     version: String,
     license: String,
     config: bool,
+    /// A WebAssembly plugin's SDK dependency, as its `Cargo.toml` names the path.
+    sdk: Option<String>,
 }
 
 impl Plan {
     fn class(&self) -> String {
         let mut class: String = self
             .name
-            .split('_')
+            .split(['_', '-'])
             .filter(|part| !part.is_empty())
             .map(|part| {
                 let mut chars = part.chars();
@@ -92,6 +98,32 @@ impl Plan {
         } else {
             "extra_files: []\n"
         };
+        if self.sdk.is_some() {
+            return format!(
+                "# The plugin definition, read by maubot-rs and by `mbc build`.\n\
+                 maubot: 0.1.0\n\
+                 id: {id}\n\
+                 version: {version}\n\
+                 license: {license}\n\
+                 # A WebAssembly plugin: `mbc build` builds the crate for wasm32-wasip2 and packs\n\
+                 # the component as this file.\n\
+                 runtime: wasm\n\
+                 wasm: {name}.wasm\n\
+                 # Whether the plugin has a config (base-config.yaml, Plugin::Config).\n\
+                 config: {config}\n\
+                 # true gives each instance a database (maubot_plugin::db and maubot_plugin::kv).\n\
+                 database: false\n\
+                 # true gives each instance a web app (Plugin::web_request) under the server's plugin path.\n\
+                 webapp: false\n\
+                 # Further files for the archive (globs, relative to this folder).\n\
+                 {extra_files}",
+                id = yaml_string(&self.id),
+                version = yaml_string(&self.version),
+                license = yaml_string(&self.license),
+                name = self.name,
+                config = self.config,
+            );
+        }
         format!(
             "# The plugin definition, read by maubot and by `mbc build`.\n\
              maubot: 0.1.0\n\
@@ -165,6 +197,138 @@ impl Plan {
         )
     }
 
+    /// A WebAssembly plugin's `Cargo.toml`.
+    fn cargo_toml(&self, sdk: &str) -> String {
+        // Cargo wants SemVer; the plugin's own version (PEP 440) is maubot.yaml's.
+        let semver = self.version.split('.').count() == 3
+            && self
+                .version
+                .split('.')
+                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
+        let version = if semver { &self.version } else { "0.1.0" };
+        let license = if self.license.is_empty() {
+            String::new()
+        } else {
+            format!("license = {}\n", toml_string(&self.license))
+        };
+        let serde = if self.config {
+            "serde = { version = \"1\", features = [\"derive\"] }\n"
+        } else {
+            ""
+        };
+        format!(
+            "[package]\n\
+             name = \"{name}\"\n\
+             # The plugin's version is maubot.yaml's.\n\
+             version = \"{version}\"\n\
+             edition = \"2024\"\n\
+             {license}\
+             publish = false\n\
+             \n\
+             # A WebAssembly component: `mbc build` runs `cargo build --target wasm32-wasip2 --release`.\n\
+             [lib]\n\
+             crate-type = [\"cdylib\"]\n\
+             \n\
+             [dependencies]\n\
+             # maubot-rs's plugin SDK, from a maubot-rs checkout (it is not on crates.io).\n\
+             maubot-plugin = {{ path = {sdk} }}\n\
+             {serde}\
+             \n\
+             # A workspace of its own, also inside another project's folder.\n\
+             [workspace]\n\
+             \n\
+             # Small components: each instance loads the plugin's.\n\
+             [profile.release]\n\
+             opt-level = \"s\"\n\
+             lto = true\n\
+             codegen-units = 1\n\
+             strip = true\n\
+             panic = \"abort\"\n",
+            name = self.name,
+            sdk = toml_string(sdk),
+        )
+    }
+
+    /// A WebAssembly plugin's `src/lib.rs`.
+    fn lib_rs(&self) -> String {
+        let class = self.class();
+        if !self.config {
+            return format!(
+                "//! {id}: a maubot-rs WebAssembly plugin. `!ping` answers \"pong\".\n\
+                 \n\
+                 use maubot_plugin::{{Args, Event, Handlers, Instance, NoConfig, Plugin, Result}};\n\
+                 \n\
+                 struct {class};\n\
+                 \n\
+                 impl Plugin for {class} {{\n\
+                 \x20   type Config = NoConfig;\n\
+                 \n\
+                 \x20   fn start(_instance: &Instance, _config: NoConfig) -> Result<Self> {{\n\
+                 \x20       Ok({class})\n\
+                 \x20   }}\n\
+                 \n\
+                 \x20   fn handlers() -> Handlers<Self> {{\n\
+                 \x20       Handlers::new().command(\"ping\", \"Answer with pong\", Self::ping)\n\
+                 \x20   }}\n\
+                 }}\n\
+                 \n\
+                 impl {class} {{\n\
+                 \x20   fn ping(&mut self, event: &Event, _args: &Args) -> Result<()> {{\n\
+                 \x20       event.reply(\"pong\")?;\n\
+                 \x20       Ok(())\n\
+                 \x20   }}\n\
+                 }}\n\
+                 \n\
+                 maubot_plugin::export_plugin!({class});\n",
+                id = self.id,
+            );
+        }
+        format!(
+            "//! {id}: a maubot-rs WebAssembly plugin. `!ping` answers with the reply from its config.\n\
+             \n\
+             use maubot_plugin::{{Args, Event, Handlers, Instance, Plugin, Result}};\n\
+             use serde::Deserialize;\n\
+             \n\
+             /// The instance's config; base-config.yaml is where new instances start.\n\
+             #[derive(Debug, Deserialize)]\n\
+             struct Config {{\n\
+             \x20   /// What the bot answers to !ping.\n\
+             \x20   reply: String,\n\
+             }}\n\
+             \n\
+             struct {class} {{\n\
+             \x20   config: Config,\n\
+             }}\n\
+             \n\
+             impl Plugin for {class} {{\n\
+             \x20   type Config = Config;\n\
+             \n\
+             \x20   fn start(_instance: &Instance, config: Config) -> Result<Self> {{\n\
+             \x20       Ok({class} {{ config }})\n\
+             \x20   }}\n\
+             \n\
+             \x20   fn handlers() -> Handlers<Self> {{\n\
+             \x20       Handlers::new().command(\"ping\", \"Answer with the configured reply\", Self::ping)\n\
+             \x20   }}\n\
+             \n\
+             \x20   fn config_updated(&mut self, config: Config) -> Result<()> {{\n\
+             \x20       self.config = config;\n\
+             \x20       Ok(())\n\
+             \x20   }}\n\
+             }}\n\
+             \n\
+             impl {class} {{\n\
+             \x20   fn ping(&mut self, event: &Event, _args: &Args) -> Result<()> {{\n\
+             \x20       event.reply(&self.config.reply)?;\n\
+             \x20       Ok(())\n\
+             \x20   }}\n\
+             }}\n\
+             \n\
+             maubot_plugin::export_plugin!({class});\n",
+            id = self.id,
+        )
+    }
+
     fn base_config(&self) -> &'static str {
         "# The default config of new instances; each instance can change it.\n\
          # What the bot answers to !ping.\n\
@@ -181,6 +345,21 @@ impl Plan {
                 .replace("{holder}", &format!("The {} authors", self.name)),
         )
     }
+}
+
+/// A TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A YAML scalar that reads back as the string `text` (one line, checked before): plain when
@@ -212,6 +391,11 @@ pub fn init(args: InitArgs, term: &Term) -> Result<()> {
         .file_name()
         .and_then(|name| name.to_str())
         .map(str::to_owned);
+    let sdk = if args.wasm {
+        Some(sdk_dependency(args.sdk_path.as_deref())?)
+    } else {
+        None
+    };
     let plan = Plan {
         name: term.value(args.name, "Plugin name", folder.as_deref(), "--name")?,
         id: term.value(args.id, "Plugin ID (e.g. com.example.hello)", None, "--id")?,
@@ -224,14 +408,18 @@ pub fn init(args: InitArgs, term: &Term) -> Result<()> {
         )?,
         config: args.config
             || (term.interactive() && term.confirm("Should the plugin have a config?", false)?),
+        sdk,
     };
     check(&plan)?;
 
-    let module_dir = cwd.join(&plan.name);
-    let mut files: Vec<(PathBuf, String)> = vec![
-        (cwd.join("maubot.yaml"), plan.maubot_yaml()),
-        (module_dir.join("__init__.py"), plan.module()),
-    ];
+    let mut files: Vec<(PathBuf, String)> = vec![(cwd.join("maubot.yaml"), plan.maubot_yaml())];
+    match &plan.sdk {
+        Some(sdk) => {
+            files.push((cwd.join("Cargo.toml"), plan.cargo_toml(sdk)));
+            files.push((cwd.join("src").join("lib.rs"), plan.lib_rs()));
+        }
+        None => files.push((cwd.join(&plan.name).join("__init__.py"), plan.module())),
+    }
     if plan.config {
         files.push((cwd.join("base-config.yaml"), plan.base_config().to_owned()));
     }
@@ -251,9 +439,11 @@ pub fn init(args: InitArgs, term: &Term) -> Result<()> {
         );
     }
 
-    std::fs::create_dir_all(&module_dir)
-        .with_context(|| format!("cannot create {}", module_dir.display()))?;
     for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
         term.out(&format!("Created {}", relative(&cwd, path)));
     }
@@ -263,11 +453,51 @@ pub fn init(args: InitArgs, term: &Term) -> Result<()> {
             plan.license
         ));
     }
-    term.note(&format!(
-        "Plugin {} is ready: build it with `mbc build`, or build and upload with `mbc build -u`",
-        plan.id
-    ));
+    if plan.sdk.is_some() {
+        term.note(&format!(
+            "Plugin {} is ready: build it with `mbc build` (after `rustup target add wasm32-wasip2` once), or build and upload with `mbc build -u`",
+            plan.id
+        ));
+    } else {
+        term.note(&format!(
+            "Plugin {} is ready: build it with `mbc build`, or build and upload with `mbc build -u`",
+            plan.id
+        ));
+    }
     Ok(())
+}
+
+/// The SDK path a WebAssembly plugin's `Cargo.toml` names: `--sdk-path` as given (a relative
+/// path is relative to the current folder, where `Cargo.toml` goes), else the SDK of the
+/// checkout mbc was built from.
+fn sdk_dependency(given: Option<&Path>) -> Result<String> {
+    let Some(given) = given else {
+        let sdk = Path::new(DEFAULT_SDK).canonicalize().map_err(|err| {
+            Failure::new(format!("the maubot-plugin SDK is not at {DEFAULT_SDK}"))
+                .caused_by(&err)
+                .hint("mbc looks for it in the maubot-rs checkout it was built from; give the folder crates/maubot-plugin of a checkout with --sdk-path")
+        })?;
+        return path_text(&sdk);
+    };
+    let manifest = std::fs::read_to_string(given.join("Cargo.toml")).unwrap_or_default();
+    if !manifest
+        .lines()
+        .any(|line| line.replace(' ', "") == "name=\"maubot-plugin\"")
+    {
+        return Err(Failure::new(format!(
+            "{} is not the maubot-plugin SDK (no Cargo.toml of the package maubot-plugin there)",
+            given.display()
+        ))
+        .hint("give the folder crates/maubot-plugin of a maubot-rs checkout with --sdk-path"));
+    }
+    path_text(given)
+}
+
+fn path_text(path: &Path) -> Result<String> {
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        Failure::new(format!("the path {} is not UTF-8", path.display()))
+            .hint("Cargo.toml names the SDK by its path: give one that is UTF-8 with --sdk-path")
+    })
 }
 
 /// Checks the answers with the server's own parser, naming the flag of a bad value.
@@ -281,6 +511,23 @@ fn check(plan: &Plan) -> Result<()> {
         if value.chars().any(char::is_control) {
             return Err(Failure::new(format!("{flag} must be one line of text")));
         }
+    }
+    if plan.sdk.is_some() && !is_crate_name(&plan.name) {
+        let suggestion: String = plan
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        return Err(Failure::new(format!(
+            "`{}` cannot be the plugin name: a WebAssembly plugin's name is its crate's",
+            plan.name
+        ))
+        .hint(format!(
+            "letters, digits, `_` and `-`, starting with a letter: give one with --name, e.g. {}",
+            suggestion
+                .trim_start_matches(|c: char| !c.is_ascii_alphabetic())
+                .to_lowercase()
+        )));
     }
     if !plan
         .license
@@ -319,6 +566,14 @@ fn check(plan: &Plan) -> Result<()> {
         }
         Err(err) => Err(Failure::new(format!("cannot write maubot.yaml: {err}"))),
     }
+}
+
+/// Whether cargo takes `name` as a package name.
+fn is_crate_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn relative(base: &Path, path: &Path) -> String {
@@ -361,7 +616,55 @@ mod tests {
             version: "0.1.0".into(),
             license: "MIT".into(),
             config,
+            sdk: None,
         }
+    }
+
+    #[test]
+    fn the_wasm_definition_and_crate() {
+        for config in [false, true] {
+            let mut plan = plan("hello-world", config);
+            plan.sdk = Some("/sdk/with \"quotes\"".into());
+            check(&plan).expect("valid");
+            let meta = PluginMeta::parse(&plan.maubot_yaml()).expect("valid");
+            assert_eq!(meta.runtime, maubot_types::plugin::PluginRuntime::Wasm);
+            assert_eq!(meta.wasm.as_deref(), Some("hello-world.wasm"));
+            assert!(meta.modules.is_empty());
+            assert_eq!(meta.config, config);
+            assert!(meta.extra.is_empty(), "{:?}", meta.extra);
+            let cargo = plan.cargo_toml(plan.sdk.as_deref().expect("sdk"));
+            assert!(
+                cargo.contains("name = \"hello-world\"\n")
+                    && cargo.contains("version = \"0.1.0\"\n"),
+                "{cargo}"
+            );
+            assert!(
+                cargo.contains(r#"maubot-plugin = { path = "/sdk/with \"quotes\"" }"#),
+                "{cargo}"
+            );
+            assert!(cargo.contains("crate-type = [\"cdylib\"]"), "{cargo}");
+            assert_eq!(cargo.contains("serde"), config);
+            let lib = plan.lib_rs();
+            assert!(lib.contains("impl Plugin for HelloWorldBot {"), "{lib}");
+            assert!(
+                lib.contains("maubot_plugin::export_plugin!(HelloWorldBot);"),
+                "{lib}"
+            );
+            assert_eq!(lib.contains("self.config.reply"), config);
+        }
+        let mut plan = plan("x", false);
+        plan.sdk = Some("/sdk".into());
+        plan.version = "1.2rc1".into();
+        assert!(plan.cargo_toml("/sdk").contains("version = \"0.1.0\""));
+        plan.version = "2.0.1".into();
+        assert!(plan.cargo_toml("/sdk").contains("version = \"2.0.1\""));
+        for bad in ["1x", "my.plugin", "_x", ""] {
+            plan.name = bad.into();
+            let err = check(&plan).expect_err(bad);
+            assert!(err.hints[0].contains("--name"), "{err:?}");
+        }
+        plan.name = "my_plugin-2".into();
+        check(&plan).expect("a crate name");
     }
 
     #[test]

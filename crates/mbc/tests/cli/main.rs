@@ -9,6 +9,7 @@ mod logs;
 mod support;
 mod terminal;
 mod upload;
+mod wasm;
 
 /// Every test starts its own server on a loopback port.
 macro_rules! server_test {

@@ -215,6 +215,11 @@ impl Mbc {
             .env("XDG_CONFIG_HOME", self.home.path())
             .env("HOME", self.home.path())
             .env("USER", "alice")
+            // WebAssembly plugins' builds share one target folder (the SDK compiles once).
+            .env(
+                "CARGO_TARGET_DIR",
+                maubot_test_support::target_dir().join("wasm-plugins/cargo"),
+            )
             .env_remove("NO_COLOR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
