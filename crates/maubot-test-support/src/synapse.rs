@@ -340,6 +340,9 @@ media_store_path: "{d}/media_store"
 report_stats: false
 enable_registration: false
 registration_shared_secret: "{REGISTRATION_SECRET}"
+# Synapse hashes every registered password (default cost 12, about 0.25 s of CPU each); tests
+# and benches register hundreds of users.
+bcrypt_rounds: 4
 macaroon_secret_key: "maubot-rs-test-macaroon"
 form_secret: "maubot-rs-test-form"
 listeners:
