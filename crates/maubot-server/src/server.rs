@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
-use crate::client::{ClientManager, StoreLocation};
+use crate::client::{BotStores, ClientManager};
 use crate::db::Database;
 use crate::http::app;
 use crate::listener::{self, Limits};
@@ -80,7 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::debug!(target: "mau.db", database = %config.database, "Connecting to the database");
     let db = Database::open(&config.database, &config.database_opts).await?;
 
-    let clients = ClientManager::load(db.clone(), crypto_stores(&config)).await?;
+    let clients = ClientManager::load(db.clone(), crypto_stores(&config, &db)).await?;
     clients.start_all().await;
 
     let runtime = Arc::new(Runtimes {
@@ -156,17 +156,18 @@ fn make_data_private(config: &Config) {
     }
 }
 
-/// Where bots keep their end-to-end encryption keys and room state.
-fn crypto_stores(config: &Config) -> StoreLocation {
+/// Where bots keep their end-to-end encryption keys: the main database.
+fn crypto_stores(config: &Config, db: &Database) -> BotStores {
     if !matches!(config.crypto_database, CryptoDatabase::Default) {
         tracing::warn!(
             target: LOG,
-            "crypto_database other than `default` is not supported yet; bots use crypto_store_path"
+            "crypto_database other than `default` is not supported yet; bots keep their keys in the main database"
         );
     }
-    StoreLocation {
-        dir: config.crypto_store_path.clone().into(),
+    BotStores {
+        db: db.clone(),
         pickle_key: config.crypto_db_pickle_key.clone(),
+        legacy_dir: config.crypto_store_path.clone().into(),
     }
 }
 

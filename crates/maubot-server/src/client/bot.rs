@@ -17,7 +17,7 @@ use matrix_sdk::ruma::serde::Raw;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::session::{self, StoreLocation};
+use super::session::{self, BotStores};
 use super::store::{self, ClientRecord};
 use super::{AccessDetails, ClientView};
 use crate::db::Database;
@@ -58,6 +58,9 @@ pub struct Bot {
     sync_ok: Arc<AtomicBool>,
     /// The last sync's (or start's) error while it lasts, for the view.
     sync_error: Mutex<Option<String>>,
+    /// Whether the first sync since the start has completed: room state lives in memory and is
+    /// rebuilt by it, so until then the bot does not know its rooms.
+    synced: tokio::sync::watch::Sender<bool>,
     /// Whether sync results are live (passed on) rather than the history of a first sync.
     live: Arc<AtomicBool>,
     profile: Mutex<RemoteProfile>,
@@ -66,7 +69,7 @@ pub struct Bot {
     events: broadcast::Sender<BotEvent>,
     db: Database,
     http: reqwest::Client,
-    stores: StoreLocation,
+    stores: BotStores,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -86,7 +89,7 @@ impl Bot {
         record: ClientRecord,
         db: Database,
         http: reqwest::Client,
-        stores: StoreLocation,
+        stores: BotStores,
     ) -> Arc<Bot> {
         let (events, _) = broadcast::channel(256);
         Arc::new(Bot {
@@ -95,6 +98,7 @@ impl Bot {
             started: AtomicBool::new(false),
             sync_ok: Arc::new(AtomicBool::new(false)),
             sync_error: Mutex::new(None),
+            synced: tokio::sync::watch::Sender::new(false),
             live: Arc::new(AtomicBool::new(false)),
             profile: Mutex::new(RemoteProfile::default()),
             fingerprint: Mutex::new(None),
@@ -129,6 +133,14 @@ impl Bot {
 
     pub fn is_started(&self) -> bool {
         self.started.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for the first sync since the start to complete; whether it has.
+    pub async fn wait_until_synced(&self, limit: Duration) -> bool {
+        let mut synced = self.synced.subscribe();
+        tokio::time::timeout(limit, synced.wait_for(|synced| *synced))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The Matrix client while the bot is started.
@@ -218,7 +230,11 @@ impl Bot {
         }
         client.add_event_handler(follow_tombstone);
         self.forward_events(&client);
-        let sync = record.sync.then(|| self.spawn_sync(client.clone()));
+        let sync = Some(if record.sync {
+            self.spawn_sync(client.clone())
+        } else {
+            self.spawn_room_state(client.clone())
+        });
         *running = Some(Running { client, sync });
         self.started.store(true, Ordering::SeqCst);
         tracing::info!(target: LOG, client = %record.id, "Client started");
@@ -266,6 +282,7 @@ impl Bot {
         }
         self.started.store(false, Ordering::SeqCst);
         self.sync_ok.store(false, Ordering::SeqCst);
+        self.synced.send_replace(false);
         self.set_sync_error(None);
     }
 
@@ -357,6 +374,35 @@ impl Bot {
         );
     }
 
+    /// For a bot that does not sync: one sync for the state of its rooms, which lives in memory
+    /// only, so that it can send (encrypted where it must). Its events are not passed on and its
+    /// sync position is not moved, as a bot that does not sync answers nothing.
+    fn spawn_room_state(self: &Arc<Self>, client: Client) -> JoinHandle<()> {
+        let bot = Arc::clone(self);
+        tokio::spawn(async move {
+            bot.live.store(false, Ordering::SeqCst);
+            let mut backoff = BACKOFF_START;
+            loop {
+                let settings = SyncSettings::default()
+                    .timeout(Duration::ZERO)
+                    .full_state(true)
+                    .set_presence(PresenceState::Offline)
+                    .filter(FilterDefinition::with_lazy_loading().into());
+                match client.sync_once(settings).await {
+                    Ok(_) => {
+                        bot.synced.send_replace(true);
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(target: LOG, client = %bot.id(), error = %err, retry_in = ?backoff, "could not load the state of the bot's rooms");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+            }
+        })
+    }
+
     fn spawn_sync(self: &Arc<Self>, client: Client) -> JoinHandle<()> {
         let bot = Arc::clone(self);
         tokio::spawn(async move { bot.sync_loop(client).await })
@@ -364,9 +410,11 @@ impl Bot {
 
     /// Long-polls `/sync` until stopped: `sync_ok` mirrors the last result, errors back off from
     /// 5 s to 320 s, an invalid token disables the client. The sync token is stored after each
-    /// sync, so a restart resumes where it stopped.
+    /// sync, so a restart resumes where it stopped; the first sync after a start asks for the
+    /// full state of every room, as room state is kept in memory only.
     async fn sync_loop(self: Arc<Self>, client: Client) {
         let mut backoff = BACKOFF_START;
+        let mut first = true;
         // Resuming from a stored position is live from the start; a first sync is history.
         self.live
             .store(!self.record().next_batch.is_empty(), Ordering::SeqCst);
@@ -382,10 +430,11 @@ impl Bot {
                 .set_presence(presence)
                 .filter(FilterDefinition::with_lazy_loading().into());
             if !record.next_batch.is_empty() {
-                settings = settings.token(record.next_batch.clone());
+                settings = settings.token(record.next_batch.clone()).full_state(first);
             }
             match client.sync_once(settings).await {
                 Ok(response) => {
+                    first = false;
                     self.sync_ok.store(true, Ordering::SeqCst);
                     self.set_sync_error(None);
                     self.live.store(true, Ordering::SeqCst);
@@ -399,6 +448,7 @@ impl Bot {
                     {
                         tracing::warn!(target: LOG, client = %self.id(), error = %err, "could not store the sync token");
                     }
+                    self.synced.send_replace(true);
                 }
                 Err(err) if is_unknown_token(&err) => {
                     tracing::error!(target: LOG, client = %self.id(), "Invalid token during sync, disabling client");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{RwLock, Semaphore};
 
 use super::bot::Bot;
-use super::session::{self, StoreLocation};
+use super::session::{self, BotStores};
 use super::store::{self, ClientRecord};
 use super::{AccessDetails, ClientRequest, ClientView, Error, Result, Upserted};
 use crate::db::Database;
@@ -26,7 +26,7 @@ const START_SLOT_HOLD: Duration = Duration::from_secs(1);
 pub struct ClientManager {
     db: Database,
     http: reqwest::Client,
-    stores: StoreLocation,
+    stores: BotStores,
     bots: RwLock<BTreeMap<String, Arc<Bot>>>,
     /// Serialises adding and removing bots, so that the map's lock is only ever held for a
     /// lookup or an insert, never across the database or a bot's network calls (plugins'
@@ -38,7 +38,7 @@ pub struct ClientManager {
 
 impl ClientManager {
     /// Loads every stored client (without starting any).
-    pub async fn load(db: Database, stores: StoreLocation) -> Result<Arc<Self>> {
+    pub async fn load(db: Database, stores: BotStores) -> Result<Arc<Self>> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("maubot-rs/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -52,9 +52,6 @@ impl ClientManager {
             tasks: tokio_util::task::TaskTracker::new(),
         });
         let records = store::all(&manager.db).await?;
-        manager
-            .stores
-            .migrate_legacy_folders(records.iter().map(|r| r.id.as_str()));
         let mut bots = manager.bots.write().await;
         for record in records {
             let id = record.id.clone();

@@ -3,6 +3,7 @@
 
 mod bot;
 mod crypto;
+mod crypto_store;
 mod manager;
 mod session;
 pub mod store;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bot::{Bot, BotEvent};
 pub use manager::ClientManager;
-pub use session::StoreLocation;
+pub use session::BotStores;
 
 /// Errors of client management.
 #[derive(Debug, thiserror::Error)]

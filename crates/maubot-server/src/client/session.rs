@@ -1,9 +1,10 @@
 //! Building `matrix_sdk::Client`s for bots: the one place that decides how they store state.
 //!
-//! Each bot keeps one small SQLite store directory (state and crypto, low-memory settings; the
-//! event cache and media in memory) under `crypto_store_path`, and all bots share one HTTP client. A persistent state store is
-//! what lets a restart resume syncing where it stopped and know which rooms are encrypted before
-//! it has seen them again. A later issue moves all bots' state into the shared database.
+//! All bots share one HTTP client and keep their end-to-end encryption keys in the main database
+//! ([`BotCryptoStore`]). Room state, the event cache and media stay in memory: the first sync
+//! after a start asks for the full state of every room, which rebuilds what the bot knows
+//! (which rooms are encrypted included) before it hands any event on. ARCHITECTURE.md ("A
+//! thousand bots") has the measurements behind this.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,25 +14,30 @@ use matrix_sdk::config::{RequestConfig, StoreConfig};
 use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::store::RoomLoadSettings;
-use matrix_sdk::{
-    Client, SessionMeta, SessionTokens, SqliteCryptoStore, SqliteStateStore, SqliteStoreConfig,
-};
+use matrix_sdk::{Client, SessionMeta, SessionTokens};
 use maubot_types::secret::Secret;
 use serde::Deserialize;
 
+use super::crypto_store::{BotCryptoStore, import_legacy};
 use super::{AccessDetails, Error, Result};
+use crate::db::Database;
 
-/// Where bots' stores live, and the key that encrypts them.
+const LOG: &str = "maubot.client";
+
+/// Where bots' keys live, and the key that encrypts them.
 #[derive(Debug, Clone)]
-pub struct StoreLocation {
-    pub dir: PathBuf,
+pub struct BotStores {
+    pub db: Database,
     pub pickle_key: Secret,
+    /// `crypto_store_path`: where earlier versions kept a store folder per bot, imported into
+    /// the database at a bot's first start.
+    pub legacy_dir: PathBuf,
 }
 
-impl StoreLocation {
-    /// The key that encrypts `user_id`'s store, derived from `crypto_db_pickle_key`. A key rather
-    /// than the passphrase itself: a passphrase goes through PBKDF2 at every start, which costs
-    /// each bot noticeable CPU time when hundreds start at once.
+impl BotStores {
+    /// The key that encrypts `user_id`'s keys, derived from `crypto_db_pickle_key`. A key rather
+    /// than the passphrase itself: a passphrase goes through a slow KDF at every start, which
+    /// costs each bot noticeable CPU time when hundreds start at once.
     fn key_for(&self, user_id: &str) -> [u8; 32] {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
@@ -42,72 +48,85 @@ impl StoreLocation {
         hasher.finalize().into()
     }
 
-    /// The store folder of `user_id`: every byte but ASCII letters, digits, `-` and `.` written
-    /// as `_` and two hex digits, so that distinct user IDs never share a folder.
-    fn path_for(&self, user_id: &str) -> PathBuf {
-        let mut name = String::with_capacity(user_id.len() + 8);
-        for byte in user_id.bytes() {
-            if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.' {
-                name.push(char::from(byte));
-            } else {
-                name.push_str(&format!("_{byte:02x}"));
+    /// Imports `user_id`'s legacy store folder into `store` if it has nothing yet, then removes
+    /// the folder. A folder of the older naming may be another bot's and is skipped with a
+    /// warning if it does not open as this bot's.
+    async fn import_legacy(&self, store: &BotCryptoStore, user_id: &str) -> Result<()> {
+        if !store.is_empty().await.map_err(setup_error)? {
+            return Ok(());
+        }
+        let key = self.key_for(user_id);
+        let exact = self.legacy_dir.join(folder_name(user_id));
+        let (folder, shared) = if exact.is_dir() {
+            (exact, false)
+        } else {
+            let older = self.legacy_dir.join(older_folder_name(user_id));
+            if !older.is_dir() {
+                return Ok(());
             }
-        }
-        self.dir.join(name)
-    }
-
-    /// The folder earlier versions used, which mapped every other character to `_` (so `@a=b`
-    /// and `@a_b` collided).
-    fn legacy_path_for(&self, user_id: &str) -> PathBuf {
-        let name: String = user_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-._".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.dir.join(name)
-    }
-
-    /// Moves the stores of `user_ids` from their legacy folders to their new ones. A legacy
-    /// folder that two of them map to cannot be told apart and is left alone (its bots start
-    /// with new keys, as a moved store would not open for the wrong one anyway).
-    pub fn migrate_legacy_folders<'a>(&self, user_ids: impl IntoIterator<Item = &'a str>) {
-        let mut owners: std::collections::BTreeMap<PathBuf, Vec<&str>> = Default::default();
-        for user_id in user_ids {
-            owners
-                .entry(self.legacy_path_for(user_id))
-                .or_default()
-                .push(user_id);
-        }
-        for (legacy, users) in owners {
-            let [user_id] = users.as_slice() else {
-                if legacy.exists() {
+            (older, true)
+        };
+        match import_legacy(store, user_id, &folder, &key).await {
+            Ok(true) => {
+                tracing::info!(
+                    target: LOG, client = %user_id, folder = %folder.display(),
+                    "Moved the bot's keys from its store folder into the database"
+                );
+                if let Err(err) = std::fs::remove_dir_all(&folder) {
                     tracing::warn!(
-                        target: "maubot.client", folder = %legacy.display(), users = ?users,
-                        "A bot store folder of an earlier version belongs to one of several bots and is not moved"
+                        target: LOG, client = %user_id, folder = %folder.display(), error = %err,
+                        "Could not remove the imported store folder"
                     );
                 }
-                continue;
-            };
-            let new = self.path_for(user_id);
-            if legacy == new || !legacy.exists() || new.exists() {
-                continue;
+                Ok(())
             }
-            match std::fs::rename(&legacy, &new) {
-                Ok(()) => tracing::info!(
-                    target: "maubot.client", client = %user_id, "Moved the bot's store to its new folder name"
-                ),
-                Err(err) => tracing::warn!(
-                    target: "maubot.client", client = %user_id, error = %err,
-                    "Could not move the bot's store to its new folder name"
-                ),
+            Ok(false) => Ok(()),
+            Err(err) if shared => {
+                tracing::warn!(
+                    target: LOG, client = %user_id, folder = %folder.display(), error = %err,
+                    "A store folder of an earlier version did not open as this bot's and was left alone"
+                );
+                Ok(())
             }
+            Err(err) => Err(Error::Setup(format!(
+                "could not import the bot's keys from {}: {err}",
+                folder.display()
+            ))),
         }
     }
+}
+
+/// The legacy store folder of `user_id`: every byte but ASCII letters, digits, `-` and `.`
+/// written as `_` and two hex digits.
+fn folder_name(user_id: &str) -> String {
+    let mut name = String::with_capacity(user_id.len() + 8);
+    for byte in user_id.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.' {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("_{byte:02x}"));
+        }
+    }
+    name
+}
+
+/// The folder the first versions used, which mapped every other character to `_` (so `@a=b`
+/// and `@a_b` shared one).
+fn older_folder_name(user_id: &str) -> String {
+    user_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn setup_error(err: impl std::fmt::Display) -> Error {
+    Error::Setup(err.to_string())
 }
 
 /// Asks the homeserver whose token this is: `(user_id, device_id)`.
@@ -146,7 +165,7 @@ pub async fn whoami(
 /// first, so a revoked token is reported as [`Error::BadAccessToken`].
 pub async fn build(
     http: &reqwest::Client,
-    stores: &StoreLocation,
+    stores: &BotStores,
     user_id: &str,
     details: &AccessDetails,
 ) -> Result<Client> {
@@ -163,18 +182,19 @@ pub async fn build(
         }
         (given, _) => given.to_owned(),
     };
-    let path = stores.path_for(user_id);
-    match open(http, stores, &path, user_id, &device_id, details).await {
+    match open(http, stores, user_id, &device_id, details).await {
         Ok(client) => Ok(client),
         Err(err) if err.contains("MismatchedAccount") || err.contains("doesn't match") => {
             // The store holds another device's keys (the client was given a new device).
             tracing::warn!(
-                target: "maubot.client",
+                target: LOG,
                 client = %user_id,
                 "Mismatching device ID in crypto store and main database, resetting encryption"
             );
-            let _ = std::fs::remove_dir_all(&path);
-            open(http, stores, &path, user_id, &device_id, details)
+            BotCryptoStore::delete(stores.db.clone(), user_id)
+                .await
+                .map_err(setup_error)?;
+            open(http, stores, user_id, &device_id, details)
                 .await
                 .map_err(Error::Setup)
         }
@@ -184,25 +204,17 @@ pub async fn build(
 
 async fn open(
     http: &reqwest::Client,
-    stores: &StoreLocation,
-    path: &std::path::Path,
+    stores: &BotStores,
     user_id: &str,
     device_id: &str,
     details: &AccessDetails,
 ) -> Result<Client, String> {
-    std::fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    // State and crypto persist; the event cache and media stay in memory (fewer files per bot).
-    let sqlite =
-        SqliteStoreConfig::with_low_memory_config(path).key(Some(&stores.key_for(user_id)));
-    let state_store = SqliteStateStore::open_with_config(&sqlite)
+    let crypto = BotCryptoStore::new(stores.db.clone(), user_id, &stores.key_for(user_id));
+    stores
+        .import_legacy(&crypto, user_id)
         .await
         .map_err(|e| e.to_string())?;
-    let crypto_store = SqliteCryptoStore::open_with_config(&sqlite)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let store = StoreConfig::new(CrossProcessLockConfig::SingleProcess)
-        .state_store(state_store)
-        .crypto_store(crypto_store);
+    let store = StoreConfig::new(CrossProcessLockConfig::SingleProcess).crypto_store(crypto);
     let client = Client::builder()
         .homeserver_url(&details.homeserver)
         .http_client(http.clone())
@@ -235,35 +247,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_folders_of_distinct_users_differ() {
-        let stores = StoreLocation {
-            dir: PathBuf::from("/stores"),
-            pickle_key: Secret::new("k"),
-        };
-        let name = |user: &str| stores.path_for(user).display().to_string();
-        // Regression: both were `_a_b_hs`, and the second bot's store would not open.
-        assert_ne!(name("@a=b:hs"), name("@a_b:hs"));
-        assert_eq!(name("@bot.1-x:hs"), "/stores/_40bot.1-x_3ahs");
-        assert_eq!(name("@a_b:hs"), "/stores/_40a_5fb_3ahs");
-    }
-
-    #[test]
-    fn legacy_store_folders_move_unless_ambiguous() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stores = StoreLocation {
-            dir: dir.path().to_owned(),
-            pickle_key: Secret::new("k"),
-        };
-        std::fs::create_dir_all(dir.path().join("_x_hs")).expect("legacy folder");
-        std::fs::write(dir.path().join("_x_hs/store"), "keys").expect("store");
-        std::fs::create_dir_all(dir.path().join("_a_b_hs")).expect("ambiguous folder");
-        stores.migrate_legacy_folders(["@x:hs", "@a=b:hs", "@a_b:hs"]);
-        assert_eq!(
-            std::fs::read_to_string(stores.path_for("@x:hs").join("store")).expect("moved"),
-            "keys"
-        );
-        assert!(!dir.path().join("_x_hs").exists());
-        assert!(dir.path().join("_a_b_hs").exists(), "ambiguous: left alone");
-        assert!(!stores.path_for("@a=b:hs").exists());
+    fn legacy_folder_names() {
+        assert_ne!(folder_name("@a=b:hs"), folder_name("@a_b:hs"));
+        assert_eq!(folder_name("@bot.1-x:hs"), "_40bot.1-x_3ahs");
+        assert_eq!(folder_name("@a_b:hs"), "_40a_5fb_3ahs");
+        assert_eq!(older_folder_name("@a=b:hs"), older_folder_name("@a_b:hs"));
     }
 }

@@ -16,6 +16,9 @@ use super::matrix_routes::{Route, route};
 use crate::client::Bot;
 use crate::matrix_path::MatrixPath;
 
+/// How long a send into a room the bot does not know yet waits for its first sync.
+const FIRST_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A client-server API request from a plugin.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MatrixRequest {
@@ -82,18 +85,15 @@ pub async fn perform(bot: &Bot, http: &reqwest::Client, request: MatrixRequest) 
         );
         return forbidden();
     }
-    let client = bot.matrix().await;
-    match (route, client) {
-        (
-            Route::Send {
-                room,
-                event_type,
-                txn,
-            },
-            Some(client),
-        ) => {
+    match route {
+        // Never forwarded as they are: into an encrypted room that would be plaintext.
+        Route::Send {
+            room,
+            event_type,
+            txn,
+        } => {
             send(
-                &client,
+                bot,
                 &room,
                 &event_type,
                 &txn,
@@ -101,8 +101,12 @@ pub async fn perform(bot: &Bot, http: &reqwest::Client, request: MatrixRequest) 
             )
             .await
         }
-        (Route::GetEvent { room, event }, Some(client)) => {
-            match get_event(&client, &room, &event).await {
+        Route::GetEvent { room, event } => {
+            let decrypted = match bot.matrix().await {
+                Some(client) => get_event(&client, &room, &event).await,
+                None => None,
+            };
+            match decrypted {
                 Some(response) => response,
                 None => forward(bot, http, &path, request).await,
             }
@@ -120,12 +124,24 @@ fn forbidden() -> MatrixResponse {
 }
 
 async fn send(
-    client: &Client,
+    bot: &Bot,
     room_id: &OwnedRoomId,
     event_type: &str,
     txn: &OwnedTransactionId,
     content: Value,
 ) -> MatrixResponse {
+    // Right after a start the bot learns its rooms from its first sync; a plugin that sends at
+    // once (a reminder due during the downtime) waits for it rather than failing.
+    let known = match bot.matrix().await {
+        Some(client) => client.get_room(room_id).is_some(),
+        None => false,
+    };
+    if !known && bot.record().enabled {
+        bot.wait_until_synced(FIRST_SYNC_WAIT).await;
+    }
+    let Some(client) = bot.matrix().await else {
+        return MatrixResponse::error(503, "M_UNKNOWN", "The bot is not running");
+    };
     // Plugins send only into rooms their bot has joined (not ones it left or is invited to).
     let Some(room) = client
         .get_room(room_id)

@@ -769,16 +769,30 @@ pub(crate) async fn encrypted_room_with(synapse: &Synapse, bot_id: &str) -> Encr
     panic!("the bot did not join the encrypted room");
 }
 
-/// Encrypted rooms: the bot decrypts what a user sends, and what it sends is encrypted; its keys
-/// survive a restart of the server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_rooms_work_both_ways_and_across_restarts() {
+/// Encrypted rooms: the bot decrypts what a user sends, and what a plugin sends through it is
+/// encrypted; its keys (in the main database) survive a restart of the server, and a plugin
+/// that sends right after the restart, before the bot has synced, still sends encrypted.
+mod encrypted_rooms_work_both_ways_and_across_restarts {
+    use crate::support::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::encrypted_rooms_work_both_ways_and_across_restarts(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::encrypted_rooms_work_both_ways_and_across_restarts(Backend::Postgres).await;
+    }
+}
+
+async fn encrypted_rooms_work_both_ways_and_across_restarts(backend: Backend) {
     use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
     use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent};
 
-    let (server, synapse) = server_with_synapse(Backend::Sqlite, "e2ee")
-        .await
-        .expect("sqlite");
+    let Some((server, synapse)) = server_with_synapse(backend, "e2ee").await else {
+        return;
+    };
     let token = server.root_token().await;
     let (bot_id, _) = syncing_bot(&server, &token).await;
 
@@ -825,49 +839,78 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts() {
             }
         }
     }
-    user_says(&server, &bot_id, &room, "secret hello").await;
 
-    // The bot answers; it goes out encrypted and the tester decrypts it.
-    let bot_client = server
-        .running
-        .state()
-        .clients
-        .get(&bot_id)
-        .await
-        .expect("bot")
-        .matrix()
-        .await
-        .expect("started");
-    let bot_room = bot_client
-        .get_room(room.room_id())
-        .expect("the bot knows the room");
-    let sent = bot_room
-        .send(RoomMessageEventContent::text_plain("pong"))
-        .await
-        .expect("bot send");
-    assert!(
-        sent.encryption_info.is_some(),
-        "the bot sent into an encrypted room unencrypted"
-    );
-    let mut got_pong = false;
-    for _ in 0..120 {
-        tester.sync_once(quick.clone()).await.expect("sync");
-        while let Ok((_, body, _)) = received.try_recv() {
-            got_pong |= body == "pong";
+    // Sends `text` as a plugin does (the runtime's request path), and waits until the tester has
+    // it: it must have come encrypted.
+    async fn plugin_says(
+        server: &TestServer,
+        bot_id: &str,
+        room: &matrix_sdk::Room,
+        tester: &matrix_sdk::Client,
+        quick: &matrix_sdk::config::SyncSettings,
+        received: &mut tokio::sync::mpsc::UnboundedReceiver<(String, String, bool)>,
+        text: &str,
+    ) {
+        let state = server.running.state();
+        let bot = state.clients.get(bot_id).await.expect("bot");
+        let request = serde_json::from_value(json!({
+            "method": "PUT",
+            "path": format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
+                room.room_id(),
+                unique("txn")
+            ),
+            "body": { "msgtype": "m.text", "body": text },
+        }))
+        .expect("request");
+        let response =
+            maubot_server::runtime::matrix::perform(&bot, state.clients.http(), request).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        for _ in 0..120 {
+            tester.sync_once(quick.clone()).await.expect("sync");
+            while let Ok((sender, body, encrypted)) = received.try_recv() {
+                if sender == bot_id && body == text {
+                    assert!(
+                        encrypted,
+                        "the bot sent `{text}` into an encrypted room unencrypted"
+                    );
+                    return;
+                }
+            }
         }
-        if got_pong {
-            break;
-        }
+        panic!("the tester never got `{text}`");
     }
-    assert!(got_pong, "the tester could not decrypt the bot's message");
 
-    // After a restart: same device keys, still decrypting.
+    user_says(&server, &bot_id, &room, "secret hello").await;
+    plugin_says(
+        &server,
+        &bot_id,
+        &room,
+        &tester,
+        &quick,
+        &mut received,
+        "pong",
+    )
+    .await;
+
+    // After a restart: same device keys, and a plugin sending at once (before the bot's first
+    // sync has told it which rooms are encrypted) still sends encrypted.
     let fingerprint = server
         .get(&format!("/client/{bot_id}"), Some(&token))
         .await
         .1["fingerprint"]
         .clone();
     let server = server.restart().await;
+    plugin_says(
+        &server,
+        &bot_id,
+        &room,
+        &tester,
+        &quick,
+        &mut received,
+        "pong after restart",
+    )
+    .await;
     let token = server.root_token().await;
     let view = wait_for_client(&server, &token, &bot_id, "sync_ok after restart", |c| {
         c["sync_ok"] == true
