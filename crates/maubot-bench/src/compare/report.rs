@@ -559,8 +559,8 @@ impl Report<'_> {
 
     fn notes(&self) -> Vec<String> {
         let mut notes = vec![
-            "ratio = maubot-rs ÷ maubot; maubot-rs's memory and fds include its Python plugin \
-             worker"
+            "ratio = maubot-rs ÷ maubot; maubot-rs's memory and fds include its zygote and \
+             Python plugin workers"
                 .to_owned(),
             format!(
                 "Python host dispatch: {} `!ping` events, {} in flight, `matrix` requests \
