@@ -92,7 +92,7 @@ def warm_up() -> None:
     `!ping` events answered through `matrix` requests, `stop`, end of file. The code every worker
     runs is then specialised by the interpreter, and the objects it creates on first use exist,
     in pages the workers share; otherwise each worker writes them into pages of its own (0.2 to
-    0.7 MiB less private memory per worker, and faster starts: crates/maubot-bench/README.md).
+    0.7 MiB less private memory per worker: crates/maubot-bench/README.md).
     Leaves no event loop, thread, handler or module behind. A failure only loses that saving."""
     from . import logs, worker
 
