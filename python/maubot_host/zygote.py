@@ -1,26 +1,33 @@
 """`python -m maubot_host.zygote`: the pre-loaded parent of the plugin workers.
 
 It imports what every worker needs (the host, mautrix, aiohttp and the parts plugins commonly
-use), freezes those objects out of the collector's reach, and then forks one worker per
-request. A forked worker shares those pages with the zygote and its siblings until it writes to
-them, so a worker costs a few MiB instead of a whole interpreter, and starts in milliseconds.
+use), runs one worker session of its own to warm that code up, freezes those objects out of the
+collector's reach, and then forks one worker per request. A forked worker shares those pages
+with the zygote and its siblings until it writes to them, so a worker costs a few MiB instead of
+a whole interpreter, and starts in milliseconds.
 
-The zygote never runs an event loop or a thread before it forks (neither survives a fork), and
-never runs plugin code. It talks to the server over a SOCK_SEQPACKET socket on its standard
+The zygote never has an event loop or a thread when it forks (neither survives a fork: the
+warm-up's loop is closed before), and never runs a user's plugin code. It talks to the server over a SOCK_SEQPACKET socket on its standard
 input (docs/python-host-protocol.md, "The zygote"): one JSON message per packet, file
 descriptors alongside.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import json
+import logging
 import os
 import selectors
 import signal
 import socket
 import sys
+import tempfile
+import threading
+import zipfile
+import zipimport
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -34,7 +41,11 @@ _SYS_LANDLOCK_RESTRICT_SELF = {"x86_64": 446, "aarch64": 446}
 
 
 def preload() -> None:
-    """Import what workers share. Plugins import the rest themselves, in their worker."""
+    """Import what workers share. Plugins import the rest themselves, in their worker.
+
+    Not SQLAlchemy (legacy databases, about 10 MiB) or jinja2 (2 MiB): preloaded, they cost
+    every worker some private memory too, and the test plugin zoo (two legacy databases, one
+    template plugin among thirteen) used 5 MiB more with them (crates/maubot-bench/README.md)."""
     # mautrix makes TraceLogger the logger class on import: before any logger exists.
     import mautrix.util.logging  # noqa: F401
 
@@ -49,6 +60,128 @@ def preload() -> None:
     import maubot.handlers  # noqa: F401
 
     from . import worker  # noqa: F401
+
+
+# The plugin `warm_up` runs: maubot's own shape of a command bot, nothing of a user's.
+_WARM_UP_ID = "xyz.maubot-rs.zygote-warm-up"
+_WARM_UP_MODULE = "maubot_host_zygote_warm_up"
+_WARM_UP_META = {
+    "maubot": "0.1.0",
+    "id": _WARM_UP_ID,
+    "version": "1.0.0",
+    "license": "AGPL-3.0-or-later",
+    "modules": [_WARM_UP_MODULE],
+    "main_class": "WarmUpBot",
+}
+_WARM_UP_SOURCE = """
+from maubot import MessageEvent, Plugin
+from maubot.handlers import command
+
+
+class WarmUpBot(Plugin):
+    @command.new("ping")
+    async def ping(self, evt: MessageEvent) -> None:
+        await evt.reply("pong")
+"""
+_WARM_UP_EVENTS = 20
+_WARM_UP_TIMEOUT = 10.0
+
+
+def warm_up() -> None:
+    """Runs one worker session in the zygote itself, over a socket pair: `load`, `start`, a few
+    `!ping` events answered through `matrix` requests, `stop`, end of file. The code every worker
+    runs is then specialised by the interpreter, and the objects it creates on first use exist,
+    in pages the workers share; otherwise each worker writes them into pages of its own (0.2 to
+    0.7 MiB less private memory per worker: crates/maubot-bench/README.md).
+    Leaves no event loop, thread, handler or module behind. A failure only loses that saving."""
+    from . import logs, worker
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    instance_logger = logging.getLogger(logs.INSTANCE_LOGGER)
+    instance_level = instance_logger.level
+    try:
+        with tempfile.TemporaryDirectory(prefix="maubot-zygote-warm-up-") as folder:
+            path = os.path.join(folder, "warm-up.mbp")
+            with zipfile.ZipFile(path, "w") as archive:
+                archive.writestr(f"{_WARM_UP_MODULE}.py", _WARM_UP_SOURCE)
+            ours, theirs = socket.socketpair()
+            with ours, theirs:
+                asyncio.run(_warm_up_session(worker.run(theirs), _drive_warm_up(ours, path)))
+            getattr(zipimport, "_zip_directory_cache", {}).pop(path, None)
+    except Exception as e:  # noqa: BLE001 - the zygote serves without it
+        print(f"warning: the zygote's warm-up failed: {type(e).__name__}: {e}", file=sys.stderr)
+    finally:
+        sys.modules.pop(_WARM_UP_MODULE, None)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        instance_logger.setLevel(instance_level)
+        logging.captureWarnings(False)
+    if threading.active_count() != 1:
+        # A fork copies only the thread that forks: say so if the warm-up left one running.
+        print("warning: a thread outlived the zygote's warm-up", file=sys.stderr)
+
+
+async def _warm_up_session(*sides: Any) -> None:
+    await asyncio.wait_for(asyncio.gather(*sides), _WARM_UP_TIMEOUT)
+
+
+async def _drive_warm_up(sock: socket.socket, path: str) -> None:
+    """The server's side of `warm_up`."""
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    next_id = 0
+
+    async def request(method: str, params: dict[str, Any]) -> None:
+        nonlocal next_id
+        next_id += 1
+        writer.write(json.dumps({"id": next_id, "method": method, "params": params}).encode())
+        writer.write(b"\n")
+        while True:
+            line = await reader.readline()
+            if not line:
+                raise ConnectionError("the warm-up worker closed the connection")
+            message = json.loads(line)
+            if message.get("method") == "matrix" and "id" in message:
+                answer = {"status": 200, "body": {"event_id": "$warm-up"}}
+                writer.write(json.dumps({"id": message["id"], "result": answer}).encode())
+                writer.write(b"\n")
+            elif "method" not in message and message.get("id") == next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error'].get('message')}")
+                return
+
+    instance = {"instance_id": "warm-up"}
+    await request("load", {"path": path, "meta": _WARM_UP_META})
+    await request(
+        "start",
+        {
+            **instance,
+            "client": {
+                "user_id": "@warm-up:localhost",
+                "device_id": "WARMUP",
+                "homeserver": "http://127.0.0.1:9",
+            },
+            "config": "",
+            "database": None,
+            "webapp_url": None,
+        },
+    )
+    for n in range(_WARM_UP_EVENTS):
+        event = {
+            "type": "m.room.message",
+            "room_id": "!warm-up:localhost",
+            "event_id": f"$warm-up-{n}",
+            "sender": "@someone:localhost",
+            "origin_server_ts": 0,
+            "content": {"msgtype": "m.text", "body": "!ping"},
+        }
+        await request("event", {**instance, "event": event})
+    await request("stop", instance)
+    writer.close()
+    await writer.wait_closed()
 
 
 class Zygote:
@@ -208,6 +341,7 @@ def main() -> None:
         sys.exit(2)
     sys.stdin = open(os.devnull)
     preload()
+    warm_up()
     # What was imported is shared with every worker: kept out of the collector's passes, the
     # pages stay shared instead of being touched (and copied) by each worker's collections.
     gc.collect()

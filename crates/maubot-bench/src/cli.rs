@@ -49,6 +49,14 @@ pub struct CompareArgs {
     /// Seconds servers idle before their memory is measured.
     #[arg(long, default_value_t = 10)]
     pub settle: u64,
+    /// Times each instance of the many-plugins phase is stopped and started again on
+    /// maubot-rs, each time in a new worker (worker start times).
+    #[arg(long, default_value_t = 3)]
+    pub restarts: usize,
+    /// The phases to run (the host's dispatch, plugins, many, scale); the others' figures are
+    /// n/a.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Phase::ALL)]
+    pub phases: Vec<Phase>,
     /// Events sent to the Python plugin host in its dispatch benchmark.
     #[arg(long, default_value_t = 5000)]
     pub events: usize,
@@ -59,4 +67,22 @@ pub struct CompareArgs {
     /// Also write the JSON results to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// A phase of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// The Python plugin host alone: events per second through one worker.
+    Dispatch,
+    /// Both servers side by side with `plugin_bots` echo bots: memory, `!ping`, API load.
+    Plugins,
+    /// One bot with an instance of each of many different plugins: memory per plugin, worker
+    /// start.
+    Many,
+    /// `bots` bots without plugins: memory per bot, cold start.
+    Scale,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [Phase::Dispatch, Phase::Plugins, Phase::Many, Phase::Scale];
 }

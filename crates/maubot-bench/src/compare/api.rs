@@ -122,6 +122,21 @@ impl Api {
         }
         Ok(())
     }
+
+    /// `PUT /instance/{id}` with `started` only: stops or starts an existing instance.
+    pub async fn set_started(&self, id: &str, started: bool) -> anyhow::Result<()> {
+        let instance = self
+            .call(
+                Method::PUT,
+                &format!("/instance/{id}"),
+                Body::Json(json!({ "started": started })),
+            )
+            .await?;
+        if instance["started"] != started {
+            bail!("instance {id} is not started={started}: {instance}");
+        }
+        Ok(())
+    }
 }
 
 enum Body {

@@ -2,7 +2,7 @@
 //! rooms with the bots and measures `!ping` → `pong` through its own `/sync`.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,22 +17,31 @@ use tokio::sync::mpsc;
 /// The echo plugin of the server's tests (`!ping` → reply `pong`); valid for maubot 0.6 too.
 pub const ECHO_ID: &str = "xyz.maubot-rs.test.echo";
 
-/// The `.mbp` of the test echo plugin: every file of its folder at the archive's root, as the
-/// server's tests build it.
+/// The `.mbp` of the test echo plugin.
 pub fn echo_mbp() -> anyhow::Result<Vec<u8>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../maubot-server/tests/plugins/echo");
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for entry in std::fs::read_dir(&root).with_context(|| format!("read {}", root.display()))? {
-        let path = entry?.path();
-        if path.is_file() {
-            let name = path
-                .file_name()
-                .context("a file name")?
-                .to_string_lossy()
-                .into_owned();
-            files.push((name, std::fs::read(&path)?));
+    plugin_mbp("echo")
+}
+
+/// The `.mbp` of a test plugin of `crates/maubot-server/tests/plugins`: every file of its
+/// folder (and its subfolders) at the archive's root, as the server's tests build it.
+pub fn plugin_mbp(folder: &str) -> anyhow::Result<Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "__pycache__") {
+                    walk(root, &path, out)?;
+                }
+            } else {
+                let name = path.strip_prefix(root)?.to_string_lossy().into_owned();
+                out.push((name, std::fs::read(&path)?));
+            }
         }
+        Ok(())
     }
+    let root = plugins_dir().join(folder);
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    walk(&root, &root, &mut files)?;
     files.sort();
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in &files {
@@ -40,6 +49,11 @@ pub fn echo_mbp() -> anyhow::Result<Vec<u8>> {
         writer.write_all(data)?;
     }
     Ok(writer.finish()?.into_inner())
+}
+
+/// The server's test plugins.
+pub fn plugins_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../maubot-server/tests/plugins")
 }
 
 /// Registers `count` users `{prefix}{i}`, four at a time.

@@ -5,15 +5,19 @@
 //! 1. plugins, both servers side by side: `plugin_bots` bots each, every bot with an instance
 //!    of the test echo plugin and a room with the server's tester: memory, `!ping` round trips
 //!    (the servers taking turns), then management API load on one server at a time;
-//! 2. scale, one server at a time: `bots` bots without plugins, ten to a room: memory and
+//! 2. many plugins, one server at a time: one bot with an instance of each of many different
+//!    plugins of the test plugin zoo: memory per plugin, maubot-rs's worker start times;
+//! 3. scale, one server at a time: `bots` bots without plugins, ten to a room: memory and
 //!    descriptors per bot, then a restart (cold start) until Synapse has answered a `/sync` of
 //!    every bot.
 //!
-//! Before both, the Python plugin host of maubot-rs is driven directly (events per second).
+//! Before these, the Python plugin host of maubot-rs is driven directly (events per second).
+//! `--phases` runs only some of them.
 
 mod api;
 mod host_dispatch;
 mod load;
+mod many;
 mod matrix;
 mod report;
 mod server;
@@ -32,7 +36,7 @@ use self::matrix::{ECHO_ID, Tester};
 use self::report::{Figures, PluginFigures, ScaleFigures};
 use self::server::{Kind, Programs, Server, Setup};
 use self::stats::Summary;
-use crate::cli::CompareArgs;
+use crate::cli::{CompareArgs, Phase};
 use crate::procfs::Usage;
 
 /// Unmeasured `!ping`s before the measured ones.
@@ -67,13 +71,18 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         .await
         .context("prepare the Python plugin host's environment")?;
     let archive = matrix::echo_mbp()?;
+    let phase = |p: Phase| args.phases.contains(&p);
 
-    eprintln!(
-        "Python plugin host: {} events through one echo instance",
-        args.events
-    );
-    let pythonpath = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python");
-    let dispatch = host_dispatch::run(&python, &pythonpath, &archive, args.events).await?;
+    let dispatch = if phase(Phase::Dispatch) {
+        eprintln!(
+            "Python plugin host: {} events through one echo instance",
+            args.events
+        );
+        let pythonpath = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python");
+        Some(host_dispatch::run(&python, &pythonpath, &archive, args.events).await?)
+    } else {
+        None
+    };
 
     eprintln!("starting Synapse");
     let synapse = tokio::task::spawn_blocking(Synapse::start).await??;
@@ -83,13 +92,31 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         python_host_venv,
         homeserver: synapse.base_url(),
     };
-    let plugins = plugin_phase(&args, &synapse, &programs, &archive).await?;
+    let plugins = if phase(Phase::Plugins) {
+        plugin_phase(&args, &synapse, &programs, &archive)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None, None]
+    };
     let mut figures = Vec::new();
     for (kind, plugins) in [Kind::MaubotRs, Kind::Maubot].into_iter().zip(plugins) {
-        let scale = scale_phase(kind, &args, &synapse, &programs).await?;
+        let many = if phase(Phase::Many) {
+            Some(many::run(kind, &args, &synapse, &programs).await?)
+        } else {
+            None
+        };
+        let scale = if phase(Phase::Scale) {
+            Some(scale_phase(kind, &args, &synapse, &programs).await?)
+        } else {
+            None
+        };
         figures.push(Figures {
             kind,
             plugins,
+            many,
             scale,
         });
     }
@@ -352,14 +379,7 @@ async fn scale_phase(
 fn handling_times(log: &std::path::Path, offset: u64) -> anyhow::Result<Summary> {
     let text = std::fs::read(log)?;
     let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default());
-    let samples: Vec<f64> = text
-        .lines()
-        .filter(|l| l.contains("@maubot.timing]"))
-        .filter_map(|l| l.split("handling_us=").nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|us| us / 1000.0)
-        .collect();
-    Ok(Summary::of(samples))
+    Ok(many::timing_field(&text, "handling_us"))
 }
 
 impl Usage {

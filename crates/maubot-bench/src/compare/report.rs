@@ -7,17 +7,19 @@ use serde_json::{Value, json};
 
 use super::host_dispatch::{self, DispatchResult};
 use super::load::LoadResult;
+use super::many::{self, ManyFigures};
 use super::server::{Kind, MAUBOT_VERSION};
 use super::stats::Summary;
 use crate::cli::CompareArgs;
 use crate::procfs::Usage;
 
-/// One server's measurements.
+/// One server's measurements (`None` for a phase not run).
 #[derive(Debug)]
 pub struct Figures {
     pub kind: Kind,
-    pub plugins: PluginFigures,
-    pub scale: ScaleFigures,
+    pub plugins: Option<PluginFigures>,
+    pub many: Option<ManyFigures>,
+    pub scale: Option<ScaleFigures>,
 }
 
 /// The plugin phase.
@@ -50,14 +52,14 @@ pub struct ScaleFigures {
 }
 
 impl Figures {
-    fn per_bot(&self) -> (f64, f64) {
-        self.scale
-            .with
-            .per_bot_over(&self.scale.idle, self.scale.bots)
+    fn per_bot(&self) -> Option<(f64, f64)> {
+        let scale = self.scale.as_ref()?;
+        Some(scale.with.per_bot_over(&scale.idle, scale.bots))
     }
 
     fn load(&self, route: &str) -> Option<&LoadResult> {
         self.plugins
+            .as_ref()?
             .api_load
             .iter()
             .find(|(r, _)| *r == route)
@@ -65,32 +67,40 @@ impl Figures {
     }
 
     fn to_json(&self) -> Value {
-        let (rss_per_bot, fds_per_bot) = self.per_bot();
-        let api: serde_json::Map<String, Value> = self
-            .plugins
-            .api_load
-            .iter()
-            .map(|(route, load)| (format!("GET {route}"), load.to_json()))
-            .collect();
-        json!({
-            "implementation": self.kind.name(),
-            "seconds_to_api": self.plugins.listen.as_secs_f64(),
-            "idle": self.plugins.idle.to_json(),
-            "with_plugin_bots": self.plugins.with_plugins.to_json(),
-            "ping_round_trip_ms": self.plugins.pings.to_json(),
-            "bot_handling_ms": self.plugins.handling.as_ref().map(Summary::to_json),
-            "api": api,
-            "scale": {
-                "seconds_to_api": self.scale.listen.as_secs_f64(),
-                "bots": self.scale.bots,
-                "idle": self.scale.idle.to_json(),
-                "with_bots": self.scale.with.to_json(),
+        let plugins = self.plugins.as_ref().map(|plugins| {
+            let api: serde_json::Map<String, Value> = plugins
+                .api_load
+                .iter()
+                .map(|(route, load)| (format!("GET {route}"), load.to_json()))
+                .collect();
+            json!({
+                "seconds_to_api": plugins.listen.as_secs_f64(),
+                "idle": plugins.idle.to_json(),
+                "with_plugin_bots": plugins.with_plugins.to_json(),
+                "ping_round_trip_ms": plugins.pings.to_json(),
+                "bot_handling_ms": plugins.handling.as_ref().map(Summary::to_json),
+                "api": api,
+            })
+        });
+        let scale = self.scale.as_ref().map(|scale| {
+            let (rss_per_bot, fds_per_bot) = scale.with.per_bot_over(&scale.idle, scale.bots);
+            json!({
+                "seconds_to_api": scale.listen.as_secs_f64(),
+                "bots": scale.bots,
+                "idle": scale.idle.to_json(),
+                "with_bots": scale.with.to_json(),
                 "rss_bytes_per_bot": rss_per_bot,
                 "fds_per_bot": fds_per_bot,
-                "seconds_adding_bots_until_syncing": self.scale.add_seconds,
-                "cold_start_seconds_to_api": self.scale.cold_listen.as_secs_f64(),
-                "cold_start_seconds_to_all_syncing": self.scale.cold_start.as_secs_f64(),
-            },
+                "seconds_adding_bots_until_syncing": scale.add_seconds,
+                "cold_start_seconds_to_api": scale.cold_listen.as_secs_f64(),
+                "cold_start_seconds_to_all_syncing": scale.cold_start.as_secs_f64(),
+            })
+        });
+        json!({
+            "implementation": self.kind.name(),
+            "plugins": plugins,
+            "many_plugins": self.many.as_ref().map(ManyFigures::to_json),
+            "scale": scale,
         })
     }
 }
@@ -128,8 +138,8 @@ impl Metric {
         }
     }
 
-    fn values(mut self, maubot_rs: f64, maubot: Option<f64>) -> Metric {
-        self.maubot_rs = Some(maubot_rs).filter(|v| v.is_finite());
+    fn values(mut self, maubot_rs: Option<f64>, maubot: Option<f64>) -> Metric {
+        self.maubot_rs = maubot_rs.filter(|v| v.is_finite());
         self.maubot = maubot.filter(|v| v.is_finite());
         self
     }
@@ -177,7 +187,7 @@ fn number(value: Option<f64>, unit: &str) -> String {
 #[derive(Debug)]
 pub struct Report<'a> {
     pub args: &'a CompareArgs,
-    pub dispatch: DispatchResult,
+    pub dispatch: Option<DispatchResult>,
     pub maubot_rs: &'a Figures,
     pub maubot: &'a Figures,
     pub maubot_crypto: bool,
@@ -189,15 +199,28 @@ pub struct Report<'a> {
 impl Report<'_> {
     fn metrics(&self) -> Vec<Metric> {
         let (rs, mb) = (self.maubot_rs, self.maubot);
-        let both = |f: &dyn Fn(&Figures) -> f64| (f(rs), Some(f(mb)));
-        let mib = |u: &Usage| u.rss_mib();
+        let both = |f: &dyn Fn(&Figures) -> Option<f64>| (f(rs), f(mb));
+        const MIB: f64 = 1_048_576.0;
         let n = self.args.plugin_bots;
         let bots = self.args.bots;
+        let zoo = many::ZOO.len();
+        fn plugins(f: &Figures) -> Option<&PluginFigures> {
+            f.plugins.as_ref()
+        }
+        fn many(f: &Figures) -> Option<&ManyFigures> {
+            f.many.as_ref()
+        }
+        fn scale(f: &Figures) -> Option<&ScaleFigures> {
+            f.scale.as_ref()
+        }
+        let worker_start = rs.many.as_ref().and_then(|m| m.worker_start.clone());
         let mut metrics = vec![
-            Metric::new("rss_idle_mib", "RSS idle", "MiB")
-                .values(mib(&rs.plugins.idle), Some(mib(&mb.plugins.idle))),
             {
-                let (a, b) = both(&|f| mib(&f.plugins.with_plugins));
+                let (a, b) = both(&|f| plugins(f).map(|p| p.idle.rss_mib()));
+                Metric::new("rss_idle_mib", "RSS idle", "MiB").values(a, b)
+            },
+            {
+                let (a, b) = both(&|f| plugins(f).map(|p| p.with_plugins.rss_mib()));
                 Metric::new(
                     "rss_plugin_bots_mib",
                     format!("RSS, {n} bots with echo instances"),
@@ -206,30 +229,41 @@ impl Report<'_> {
                 .values(a, b)
                 .target(Target::RatioAtMost(1.0))
             },
+            {
+                let (a, b) = both(&|f| plugins(f).map(|p| p.with_plugins.pss_mib()));
+                Metric::new(
+                    "pss_plugin_bots_mib",
+                    format!("PSS, {n} bots with echo instances"),
+                    "MiB",
+                )
+                .values(a, b)
+                .target(Target::RatioAtMost(1.0))
+            },
             Metric::new(
                 "rss_plugin_worker_mib",
-                "  of which the Python plugin worker",
+                "  of which (RSS) the zygote and Python worker",
                 "MiB",
             )
             .values(
-                rs.plugins
-                    .with_plugins
-                    .rss_bytes
-                    .saturating_sub(rs.plugins.with_plugins.main_rss_bytes) as f64
-                    / 1_048_576.0,
+                plugins(rs).map(|p| {
+                    p.with_plugins
+                        .rss_bytes
+                        .saturating_sub(p.with_plugins.main_rss_bytes) as f64
+                        / MIB
+                }),
                 None,
             ),
             {
-                let (a, b) = both(&|f| f.plugins.with_plugins.anon_mib());
+                let (a, b) = both(&|f| plugins(f).map(|p| p.with_plugins.anon_mib()));
                 Metric::new(
                     "rss_anon_plugin_bots_mib",
-                    "  of which anonymous (not code or files)",
+                    "  of which (RSS) anonymous (not code or files)",
                     "MiB",
                 )
                 .values(a, b)
             },
             {
-                let (a, b) = both(&|f| f.plugins.with_plugins.fds as f64);
+                let (a, b) = both(&|f| plugins(f).map(|p| p.with_plugins.fds as f64));
                 Metric::new(
                     "fds_plugin_bots",
                     format!("fds, {n} bots with echo instances"),
@@ -238,12 +272,73 @@ impl Report<'_> {
                 .values(a, b)
             },
             {
-                let (a, b) = both(&|f| f.scale.with.rss_mib());
+                let (a, b) = both(&|f| many(f).map(|m| m.with_plugins.pss_mib()));
+                Metric::new(
+                    "pss_many_plugins_mib",
+                    format!("PSS, {zoo} different plugins on one bot"),
+                    "MiB",
+                )
+                .values(a, b)
+                .target(Target::RatioAtMost(1.0))
+            },
+            {
+                let (a, b) = both(&|f| many(f).map(|m| m.with_plugins.rss_mib()));
+                Metric::new(
+                    "rss_many_plugins_mib",
+                    format!("RSS, {zoo} different plugins on one bot"),
+                    "MiB",
+                )
+                .values(a, b)
+            },
+            {
+                let (a, b) = both(&|f| {
+                    many(f).map(|m| (m.with_plugins.pss_mib() - m.idle.pss_mib()) / zoo as f64)
+                });
+                Metric::new(
+                    "pss_per_plugin_mib",
+                    "  PSS per plugin (all, over the idle server)",
+                    "MiB",
+                )
+                .values(a, b)
+            },
+            {
+                let (a, b) = both(&|f| many(f).map(|m| m.added_pss_plain().median() / MIB));
+                Metric::new(
+                    "pss_added_plain_p50_mib",
+                    "  PSS a plugin adds, median (no imports of its own)",
+                    "MiB",
+                )
+                .values(a, b)
+            },
+            {
+                let (a, b) =
+                    both(&|f| many(f).map(|m| m.added_pss_plain().percentile(100.0) / MIB));
+                Metric::new(
+                    "pss_added_plain_max_mib",
+                    "  PSS a plugin adds, max (no imports of its own)",
+                    "MiB",
+                )
+                .values(a, b)
+                .target(Target::ValueAtMost(8.0))
+            },
+            Metric::new(
+                "worker_start_p50_ms",
+                "worker start p50 (request → plugin loaded)",
+                "ms",
+            )
+            .values(worker_start.as_ref().map(Summary::median), None)
+            .target(Target::ValueAtMost(50.0)),
+            Metric::new("worker_start_p90_ms", "worker start p90", "ms")
+                .values(worker_start.as_ref().map(|s| s.percentile(90.0)), None),
+            Metric::new("zygote_start_ms", "zygote start (once)", "ms")
+                .values(rs.many.as_ref().and_then(|m| m.zygote_start_ms), None),
+            {
+                let (a, b) = both(&|f| scale(f).map(|s| s.with.rss_mib()));
                 Metric::new("rss_scale_mib", format!("RSS, {bots} syncing bots"), "MiB")
                     .values(a, b)
             },
             {
-                let (a, b) = both(&|f| f.per_bot().0 / 1_048_576.0);
+                let (a, b) = both(&|f| f.per_bot().map(|p| p.0 / MIB));
                 Metric::new(
                     "rss_per_bot_mib",
                     format!("RSS per bot at {bots} bots"),
@@ -252,7 +347,7 @@ impl Report<'_> {
                 .values(a, b)
             },
             {
-                let (a, b) = both(&|f| f.per_bot().1);
+                let (a, b) = both(&|f| f.per_bot().map(|p| p.1));
                 Metric::new("fds_per_bot", format!("fds per bot at {bots} bots"), "").values(a, b)
             },
         ];
@@ -275,56 +370,60 @@ impl Report<'_> {
                     format!("GET {route} throughput"),
                     "req/s",
                 )
-                .values(get(rs, &rps).unwrap_or(f64::NAN), get(mb, &rps))
+                .values(get(rs, &rps), get(mb, &rps))
                 .target(Target::RatioAtLeast(10.0)),
             );
             metrics.push(
                 Metric::new(key("p50", route), format!("GET {route} latency p50"), "ms")
-                    .values(get(rs, &p50).unwrap_or(f64::NAN), get(mb, &p50)),
+                    .values(get(rs, &p50), get(mb, &p50)),
             );
             metrics.push(
                 Metric::new(key("p99", route), format!("GET {route} latency p99"), "ms")
-                    .values(get(rs, &p99).unwrap_or(f64::NAN), get(mb, &p99)),
+                    .values(get(rs, &p99), get(mb, &p99)),
             );
         }
-        let handling = rs.plugins.handling.clone().unwrap_or_default();
+        let handling = plugins(rs).and_then(|p| p.handling.clone());
+        let dispatch = self.dispatch.as_ref();
         metrics.extend([
-            Metric::new("ping_median_ms", "!ping round trip median", "ms")
-                .values(rs.plugins.pings.median(), Some(mb.plugins.pings.median()))
-                .target(Target::RatioAtMost(1.0)),
-            Metric::new("ping_p90_ms", "!ping round trip p90", "ms").values(
-                rs.plugins.pings.percentile(90.0),
-                Some(mb.plugins.pings.percentile(90.0)),
-            ),
+            {
+                let (a, b) = both(&|f| plugins(f).map(|p| p.pings.median()));
+                Metric::new("ping_median_ms", "!ping round trip median", "ms")
+                    .values(a, b)
+                    .target(Target::RatioAtMost(1.0))
+            },
+            {
+                let (a, b) = both(&|f| plugins(f).map(|p| p.pings.percentile(90.0)));
+                Metric::new("ping_p90_ms", "!ping round trip p90", "ms").values(a, b)
+            },
             Metric::new("handling_p50_ms", "bot-side handling p50", "ms")
-                .values(handling.median(), None),
+                .values(handling.as_ref().map(Summary::median), None),
             Metric::new("handling_p99_ms", "bot-side handling p99", "ms")
-                .values(handling.percentile(99.0), None)
+                .values(handling.as_ref().map(|h| h.percentile(99.0)), None)
                 .target(Target::ValueAtMost(1.0)),
             Metric::new(
                 "python_host_single_p50_ms",
                 "  Python host alone: event → send p50",
                 "ms",
             )
-            .values(self.dispatch.single.median(), None),
+            .values(dispatch.map(|d| d.single.median()), None),
             Metric::new(
                 "python_host_single_p99_ms",
                 "  Python host alone: event → send p99",
                 "ms",
             )
-            .values(self.dispatch.single.percentile(99.0), None),
+            .values(dispatch.map(|d| d.single.percentile(99.0)), None),
             Metric::new(
                 "python_host_events_per_s",
                 "Python host dispatch (1 worker)",
                 "ev/s",
             )
-            .values(self.dispatch.per_second(), None),
+            .values(dispatch.map(DispatchResult::per_second), None),
             {
-                let (a, b) = both(&|f| f.scale.listen.as_secs_f64());
+                let (a, b) = both(&|f| scale(f).map(|s| s.listen.as_secs_f64()));
                 Metric::new("seconds_to_api", "start to API answering", "s").values(a, b)
             },
             {
-                let (a, b) = both(&|f| f.scale.add_seconds);
+                let (a, b) = both(&|f| scale(f).map(|s| s.add_seconds));
                 Metric::new(
                     "seconds_adding_bots",
                     format!("adding {bots} bots until all sync"),
@@ -333,7 +432,7 @@ impl Report<'_> {
                 .values(a, b)
             },
             {
-                let (a, b) = both(&|f| f.scale.cold_start.as_secs_f64());
+                let (a, b) = both(&|f| scale(f).map(|s| s.cold_start.as_secs_f64()));
                 Metric::new(
                     "cold_start_s",
                     format!("cold start to all {bots} bots syncing"),
@@ -343,6 +442,53 @@ impl Report<'_> {
             },
         ]);
         metrics
+    }
+
+    /// Per plugin of the many-plugins phase: what it added to each server, and maubot-rs's
+    /// worker for it.
+    fn plugin_table(&self) -> Option<String> {
+        let (rs, mb) = (self.maubot_rs.many.as_ref(), self.maubot.many.as_ref());
+        let rows = rs.or(mb)?.plugins.len();
+        let mib = |v: f64| format!("{:.1}", v / 1_048_576.0);
+        let mut out = String::from(
+            "| plugin | own imports | maubot-rs +PSS | maubot +PSS | maubot-rs +RSS | maubot +RSS | worker PSS | worker Private_Dirty |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for i in 0..rows {
+            let a = rs.and_then(|m| m.plugins.get(i));
+            let b = mb.and_then(|m| m.plugins.get(i));
+            let Some(plugin) = a.or(b).map(|c| c.plugin) else {
+                continue;
+            };
+            let cell = |c: Option<f64>| c.map_or("n/a".to_owned(), mib);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                plugin.folder,
+                plugin.own_imports,
+                cell(a.map(|c| c.added_pss as f64)),
+                cell(b.map(|c| c.added_pss as f64)),
+                cell(a.map(|c| c.added_rss as f64)),
+                cell(b.map(|c| c.added_rss as f64)),
+                cell(a.and_then(|c| c.worker).map(|w| w.pss as f64)),
+                cell(a.and_then(|c| c.worker).map(|w| w.private_dirty as f64)),
+            );
+        }
+        let process = |name: &str, r: Option<crate::procfs::Rollup>| {
+            r.map(|r| {
+                format!(
+                    "{name}: PSS {} MiB, RSS {} MiB, Private_Dirty {} MiB\n",
+                    mib(r.pss as f64),
+                    mib(r.rss as f64),
+                    mib(r.private_dirty as f64)
+                )
+            })
+            .unwrap_or_default()
+        };
+        out.push_str(&process("maubot-rs server", rs.map(|m| m.server)));
+        out.push_str(&process("maubot-rs zygote", rs.and_then(|m| m.zygote)));
+        out.push_str(&process("maubot 0.6 server", mb.map(|m| m.server)));
+        Some(out)
     }
 
     /// The table: metric | maubot-rs | maubot 0.6 | ratio | target.
@@ -400,6 +546,11 @@ impl Report<'_> {
         for row in &rows {
             out.push_str(&line(row));
         }
+        if let Some(plugins) = self.plugin_table() {
+            out.push('\n');
+            out.push_str(&plugins);
+            out.push('\n');
+        }
         for note in self.notes() {
             let _ = writeln!(out, "note: {note}");
         }
@@ -408,17 +559,30 @@ impl Report<'_> {
 
     fn notes(&self) -> Vec<String> {
         let mut notes = vec![
-            "ratio = maubot-rs ÷ maubot; maubot-rs's memory and fds include its Python plugin \
-             worker"
+            "ratio = maubot-rs ÷ maubot; maubot-rs's memory and fds include its zygote and \
+             Python plugin workers"
                 .to_owned(),
             format!(
                 "Python host dispatch: {} `!ping` events, {} in flight, `matrix` requests \
                  answered at once; event → send: {} events one at a time, from writing the event \
                  to the worker until its send request arrives; maubot has no separate host to \
                  measure",
-                self.dispatch.events,
+                self.args.events,
                 host_dispatch::WINDOW,
                 host_dispatch::SINGLE
+            ),
+            "PSS: each page divided by the number of processes mapping it, summed over the \
+             server's process tree (server, zygote, workers): pages a worker shares with its \
+             zygote count once"
+                .to_owned(),
+            format!(
+                "many plugins: one bot with an instance of each of {} zoo plugins, created one \
+                 after the other; +PSS/+RSS is the tree's growth over the instance's start (the \
+                 first one's on maubot-rs includes the zygote); worker start: maubot-rs's \
+                 `maubot.timing` log, each worker from the request for it to its plugin \
+                 loaded, over the first starts and {} stop/start rounds of every instance",
+                many::ZOO.len(),
+                self.args.restarts
             ),
             "bot-side handling: maubot-rs's `maubot.timing` log, from its pump receiving the \
              event to the plugin's send request arriving; maubot logs nothing comparable"
@@ -466,7 +630,7 @@ impl Report<'_> {
             .unwrap_or_default();
         json!({
             "bench": "compare",
-            "schema": 1,
+            "schema": 2,
             "unix_time": unix,
             "seconds": self.seconds,
             "machine": {
@@ -478,11 +642,12 @@ impl Report<'_> {
                 "bots": self.args.bots, "plugin_bots": self.args.plugin_bots,
                 "api_seconds": self.args.duration, "connections": self.args.connections,
                 "pings": self.args.pings, "settle_seconds": self.args.settle,
-                "events": self.args.events,
+                "events": self.args.events, "restarts": self.args.restarts,
+                "phases": self.args.phases.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>(),
                 "maubot_version": MAUBOT_VERSION, "maubot_crypto": self.maubot_crypto,
             },
             "metrics": metrics,
-            "python_host_dispatch": self.dispatch.to_json(),
+            "python_host_dispatch": self.dispatch.as_ref().map(DispatchResult::to_json),
             "maubot_rs": self.maubot_rs.to_json(),
             "maubot": self.maubot.to_json(),
             "notes": self.notes(),

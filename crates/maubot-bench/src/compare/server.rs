@@ -239,16 +239,30 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// maubot 0.6.0 with its encryption extras in a venv of its own under `target/`, installed
-/// from PyPI on first use.
+/// What maubot's venv gets: maubot with the extras of its official container image
+/// (encryption, and `legacydb` for SQLAlchemy plugins), and the packages that image ships
+/// which the test plugin zoo imports without declaring them (Pillow) or as a soft dependency
+/// (semver), which maubot itself never installs.
+fn maubot_packages() -> [String; 3] {
+    [
+        format!("maubot[encryption,legacydb]=={MAUBOT_VERSION}"),
+        "Pillow".to_owned(),
+        "semver".to_owned(),
+    ]
+}
+
+/// maubot 0.6.0 with what its container image has for the plugins, in a venv of its own under
+/// `target/`, installed from PyPI on first use.
 pub async fn maubot_venv() -> anyhow::Result<PathBuf> {
     let venv = maubot_test_support::target_dir().join("maubot-0.6-venv");
-    let marker = venv.join(format!(".installed-maubot-{MAUBOT_VERSION}"));
+    let packages = maubot_packages();
+    let marker = venv.join(format!(".installed-{}", packages.join("-")));
     if marker.exists() {
         return Ok(venv);
     }
     eprintln!(
-        "installing maubot[encryption]=={MAUBOT_VERSION} into {} (once)",
+        "installing {} into {} (once)",
+        packages.join(" "),
         venv.display()
     );
     if !venv.join("bin/python").exists() {
@@ -258,12 +272,9 @@ pub async fn maubot_venv() -> anyhow::Result<PathBuf> {
         .await
         .context("create maubot's venv (is python3 with venv installed?)")?;
     }
-    run(tokio::process::Command::new(venv.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("maubot[encryption]=={MAUBOT_VERSION}"),
-    ]))
+    run(tokio::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(&packages))
     .await
     .context("pip install maubot")?;
     std::fs::write(&marker, "")?;

@@ -44,6 +44,10 @@ pub async fn prepare_environment(
 }
 
 const LOG: &str = "maubot.host";
+/// Debug timings (for benchmarks), as `crate::plugins` logs them: per new worker,
+/// `worker_start_us`, from the request for it to its plugin being loaded, of which
+/// `prepare_us` before the fork (its sandbox, and the zygote's start for the first worker).
+const TIMING: &str = "maubot.timing";
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// A worker that ran this long without trouble starts the backoff afresh.
@@ -125,6 +129,10 @@ fn missing_image_package(err: &RuntimeError) -> Option<&'static str> {
     packages::missing_module(&text).and_then(packages::image_package_for)
 }
 
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(60))
 }
@@ -199,6 +207,7 @@ impl PythonPlugin {
 
     /// A new worker in the environment `prepared`, with the plugin loaded.
     async fn spawn_loaded(&self, prepared: &Prepared) -> Result<Arc<Worker>, RuntimeError> {
+        let requested = Instant::now();
         let inbound: Arc<dyn Inbound> = Arc::new(Callbacks {
             plugin: self.this.clone(),
         });
@@ -227,6 +236,7 @@ impl PythonPlugin {
         *lock(&self.granted) = sandbox.is_some().then(|| databases.into_iter().collect());
         let base = self.env.ensure().await?;
         let zygote = self.zygotes.get(&base).await;
+        let forking = Instant::now();
         let worker = Worker::spawn(
             prepared,
             self.id(),
@@ -252,6 +262,12 @@ impl PythonPlugin {
             worker.shut_down().await;
             return Err(err);
         }
+        tracing::debug!(
+            target: TIMING, plugin = %self.id(), zygote = zygote.is_some(),
+            worker_start_us = micros(requested.elapsed()),
+            prepare_us = micros(forking.saturating_duration_since(requested)),
+            "Python worker started and plugin loaded"
+        );
         *lock(&self.worker) = Some(Arc::clone(&worker));
         self.spawn_watchers(&worker);
         Ok(worker)

@@ -70,6 +70,7 @@ impl Zygotes {
         if let Some((zygote, _)) = current.as_ref().filter(|(z, _)| !z.is_dead()) {
             return Some(Arc::clone(zygote));
         }
+        let clock = std::time::Instant::now();
         let started = async {
             let home = tempfile::Builder::new()
                 .prefix("maubot-zygote-")
@@ -80,6 +81,9 @@ impl Zygotes {
         };
         match started.await {
             Ok((zygote, home)) => {
+                let zygote_start_us =
+                    u64::try_from(clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tracing::debug!(target: "maubot.timing", zygote_start_us, "Zygote started");
                 *current = Some((Arc::clone(&zygote), home));
                 Some(zygote)
             }
