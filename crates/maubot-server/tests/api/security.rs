@@ -65,6 +65,12 @@ async fn a_hostile_plugin_is_refused_at_every_boundary() {
         "server:\n  unshared_secret: hunter2\n",
     )
     .expect("a config file");
+    // Bots keep their keys in the main database now, but a server upgraded from an older
+    // version still has its per-bot store folders, which hold keys until they are imported.
+    let legacy_store = dir.join("crypto-stores").join("legacy-bot");
+    std::fs::create_dir_all(&legacy_store).expect("a legacy store folder");
+    std::fs::write(legacy_store.join("matrix-sdk-crypto.sqlite3"), "olm keys")
+        .expect("a legacy store file");
     let store = some_file_below(&dir.join("crypto-stores"));
     let archive = storage["path"].as_str().expect("archive path").to_owned();
     let victim_db = dir.join("dbs").join(format!("{victim}.db"));
