@@ -14,7 +14,7 @@ use matrix_sdk::ruma::events::room::member::{MembershipState, StrippedRoomMember
 use matrix_sdk::ruma::events::room::tombstone::OriginalSyncRoomTombstoneEvent;
 use matrix_sdk::ruma::presence::PresenceState;
 use matrix_sdk::ruma::serde::Raw;
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
 
 use super::session::{self, BotStores};
@@ -46,6 +46,10 @@ const LOG: &str = "maubot.client";
 const BACKOFF_START: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(320);
 
+/// A first sync waits up to this long, at random, before it queues for one of the shared
+/// permits, so that bots started together do not reach the homeserver in lock-step.
+const FIRST_SYNC_JITTER: Duration = Duration::from_millis(250);
+
 /// Events older than this are not passed on after a restart (see `forward_events`).
 pub const MAX_EVENT_AGE: Duration = Duration::from_secs(5 * 60);
 
@@ -70,6 +74,8 @@ pub struct Bot {
     db: Database,
     http: reqwest::Client,
     stores: BotStores,
+    /// Shared by all bots: how many first syncs (full state) run at once.
+    first_syncs: Arc<Semaphore>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -90,6 +96,7 @@ impl Bot {
         db: Database,
         http: reqwest::Client,
         stores: BotStores,
+        first_syncs: Arc<Semaphore>,
     ) -> Arc<Bot> {
         let (events, _) = broadcast::channel(256);
         Arc::new(Bot {
@@ -107,6 +114,7 @@ impl Bot {
             db,
             http,
             stores,
+            first_syncs,
         })
     }
 
@@ -295,26 +303,56 @@ impl Bot {
         }
     }
 
+    /// Sets the display name and avatar the record asks for, each only where the homeserver has
+    /// another (one profile request for a bot whose profile is as it should be: setting the
+    /// display name makes the homeserver send a member event into every room of the bot, and a
+    /// thousand bots starting would otherwise send thousands).
     async fn apply_profile(&self, client: &Client, record: &ClientRecord) {
         let account = client.account();
-        if record.displayname != "disable"
-            && let Err(err) = account.set_display_name(Some(&record.displayname)).await
-        {
-            tracing::warn!(target: LOG, client = %record.id, error = %err, "could not set the display name");
-        }
-        if record.avatar_url != "disable" {
-            match <&matrix_sdk::ruma::MxcUri>::from(record.avatar_url.as_str()) {
-                uri if uri.is_valid() => {
-                    if let Err(err) = account.set_avatar_url(Some(uri)).await {
-                        tracing::warn!(target: LOG, client = %record.id, error = %err, "could not set the avatar");
-                    }
+        let mut profile = match account.fetch_user_profile().await {
+            Ok(fetched) => {
+                let field = |name: &str| {
+                    fetched
+                        .get(name)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                RemoteProfile {
+                    displayname: field("displayname"),
+                    avatar_url: field("avatar_url"),
                 }
+            }
+            Err(err) => {
+                tracing::debug!(target: LOG, client = %record.id, error = %err, "could not read the profile");
+                RemoteProfile::default()
+            }
+        };
+        if record.displayname != "disable"
+            && profile.displayname.as_deref() != Some(record.displayname.as_str())
+        {
+            match account.set_display_name(Some(&record.displayname)).await {
+                Ok(()) => profile.displayname = Some(record.displayname.clone()),
+                Err(err) => {
+                    tracing::warn!(target: LOG, client = %record.id, error = %err, "could not set the display name")
+                }
+            }
+        }
+        if record.avatar_url != "disable"
+            && profile.avatar_url.as_deref() != Some(record.avatar_url.as_str())
+        {
+            match <&matrix_sdk::ruma::MxcUri>::from(record.avatar_url.as_str()) {
+                uri if uri.is_valid() => match account.set_avatar_url(Some(uri)).await {
+                    Ok(()) => profile.avatar_url = Some(record.avatar_url.clone()),
+                    Err(err) => {
+                        tracing::warn!(target: LOG, client = %record.id, error = %err, "could not set the avatar")
+                    }
+                },
                 _ => {
                     tracing::warn!(target: LOG, client = %record.id, "avatar_url is not an mxc:// URI")
                 }
             }
         }
-        self.refresh_profile(client).await;
+        *self.profile.lock().unwrap_or_else(|p| p.into_inner()) = profile;
     }
 
     /// Reads the profile back from the homeserver (`remote_displayname`, `remote_avatar_url`).
@@ -388,7 +426,10 @@ impl Bot {
                     .full_state(true)
                     .set_presence(PresenceState::Offline)
                     .filter(FilterDefinition::with_lazy_loading().into());
-                match client.sync_once(settings).await {
+                let permit = bot.first_sync_permit().await;
+                let result = client.sync_once(settings).await;
+                drop(permit);
+                match result {
                     Ok(_) => {
                         bot.synced.send_replace(true);
                         return;
@@ -401,6 +442,15 @@ impl Bot {
                 }
             }
         })
+    }
+
+    /// One of the shared first-sync permits, after a random wait of up to
+    /// [`FIRST_SYNC_JITTER`].
+    async fn first_sync_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let jitter = FIRST_SYNC_JITTER.mul_f64(rand::random::<f64>());
+        tokio::time::sleep(jitter).await;
+        // The semaphore is never closed, so a permit always comes.
+        self.first_syncs.acquire().await.ok()
     }
 
     fn spawn_sync(self: &Arc<Self>, client: Client) -> JoinHandle<()> {
@@ -432,7 +482,15 @@ impl Bot {
             if !record.next_batch.is_empty() {
                 settings = settings.token(record.next_batch.clone()).full_state(first);
             }
-            match client.sync_once(settings).await {
+            let result = if first {
+                // The homeserver answers a full-state sync at once (without the long poll),
+                // and builds every room's state for it: the costly one, taken a few at a time.
+                let _permit = self.first_sync_permit().await;
+                client.sync_once(settings.timeout(Duration::ZERO)).await
+            } else {
+                client.sync_once(settings).await
+            };
+            match result {
                 Ok(response) => {
                     first = false;
                     self.sync_ok.store(true, Ordering::SeqCst);

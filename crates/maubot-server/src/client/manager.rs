@@ -15,8 +15,11 @@ use crate::db::Database;
 
 /// How many bots start at once. Starting all of them at the same moment would make them sync in
 /// lock-step (maubot issue #78); a few at a time spreads them out by their own start times
-/// (stores, session, profile) without making the last of many bots wait long.
-const START_CONCURRENCY: usize = 4;
+/// (token check, keys, profile) without making the last of many bots wait long.
+const START_CONCURRENCY: usize = 8;
+/// How many first syncs after a start run at once, over all bots: each asks the homeserver for
+/// the full state of the bot's rooms (see `Bot::first_sync_permit`).
+const FIRST_SYNC_CONCURRENCY: usize = 8;
 /// A bot whose homeserver is slow to answer gives its start slot up after this long, so that it
 /// does not hold up the others.
 const START_SLOT_HOLD: Duration = Duration::from_secs(1);
@@ -27,6 +30,7 @@ pub struct ClientManager {
     db: Database,
     http: reqwest::Client,
     stores: BotStores,
+    first_syncs: Arc<Semaphore>,
     bots: RwLock<BTreeMap<String, Arc<Bot>>>,
     /// Serialises adding and removing bots, so that the map's lock is only ever held for a
     /// lookup or an insert, never across the database or a bot's network calls (plugins'
@@ -47,6 +51,7 @@ impl ClientManager {
             db,
             http,
             stores,
+            first_syncs: Arc::new(Semaphore::new(FIRST_SYNC_CONCURRENCY)),
             bots: RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
             tasks: tokio_util::task::TaskTracker::new(),
@@ -67,6 +72,7 @@ impl ClientManager {
             self.db.clone(),
             self.http.clone(),
             self.stores.clone(),
+            Arc::clone(&self.first_syncs),
         )
     }
 
