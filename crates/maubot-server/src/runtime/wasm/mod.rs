@@ -272,9 +272,17 @@ impl LoadedPlugin for WasmPlugin {
         self.compiled().await.map(drop)
     }
 
-    async fn start(&self, instance: InstanceStart) -> Result<Started, RuntimeError> {
+    async fn start(&self, mut instance: InstanceStart) -> Result<Started, RuntimeError> {
         let compiled = self.compiled().await?;
         let id = instance.instance_id.clone();
+        if instance.config.trim().is_empty()
+            && let Some(base) = &compiled.base_config
+        {
+            // As in maubot, a new instance starts from the plugin's base config, which is
+            // stored as its own: the admin edits it from there.
+            instance.config = base.clone();
+            self.host.config_saved(&id, base.clone());
+        }
         let old = lock(&self.instances).remove(&id);
         if let Some(old) = old {
             // Started again: stopped first, so that the plugin starts afresh.
