@@ -14,5 +14,6 @@ mod plugins;
 mod security;
 mod synapse;
 mod ui;
+mod wasm;
 mod zoo;
 mod zygote;

@@ -63,7 +63,7 @@ pub(crate) fn mbp(name: &str) -> Vec<u8> {
     zip_of(&entries)
 }
 
-async fn upload(
+pub(crate) async fn upload(
     server: &TestServer,
     token: &str,
     bytes: Vec<u8>,
