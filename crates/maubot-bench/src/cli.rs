@@ -16,17 +16,36 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Bench {
-    /// Memory and file descriptors per idle syncing bot (maubot-rs in this process).
-    Bots {
-        /// How many bots.
-        #[arg(long, default_value_t = 100)]
-        count: usize,
-        /// Seconds to idle before measuring.
-        #[arg(long, default_value_t = 10)]
-        idle: u64,
-    },
+    /// Many syncing bots on one server (maubot-rs's release binary, and maubot 0.6.0 with
+    /// `--maubot`): memory, descriptors, cold start, `!ping` through the last bot, and an
+    /// encrypted `!ping` right after a restart.
+    Bots(BotsArgs),
     /// maubot-rs (release binary) side by side with maubot 0.6.0, against one Synapse.
     Compare(CompareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BotsArgs {
+    /// The numbers of bots measured, in ascending order: bots are added up to each in turn, and
+    /// the last is restarted.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub counts: Vec<usize>,
+    /// `!ping`s measured through the lone first bot and through the last one (after 3
+    /// unmeasured ones each).
+    #[arg(long, default_value_t = 20)]
+    pub pings: usize,
+    /// Seconds a server idles before its memory is measured.
+    #[arg(long, default_value_t = 10)]
+    pub settle: u64,
+    /// Also run maubot 0.6.0 (from PyPI) with the same number of bots.
+    #[arg(long)]
+    pub maubot: bool,
+    /// The maubot-rs server binary [default: `maubot` next to this program].
+    #[arg(long)]
+    pub maubot_rs: Option<PathBuf>,
+    /// Also write the JSON results to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

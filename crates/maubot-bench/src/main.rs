@@ -12,7 +12,7 @@ use crate::cli::{Bench, Cli};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
-        Bench::Bots { count, idle } => bots::run(count, idle).await,
+        Bench::Bots(args) => bots::run(args).await,
         Bench::Compare(args) => compare::run(args).await,
     }
 }

@@ -14,15 +14,15 @@
 //! Before these, the Python plugin host of maubot-rs is driven directly (events per second).
 //! `--phases` runs only some of them.
 
-mod api;
+pub(crate) mod api;
 mod host_dispatch;
 mod load;
 mod many;
-mod matrix;
+pub(crate) mod matrix;
 mod report;
-mod server;
-mod stats;
-mod synapse_log;
+pub(crate) mod server;
+pub(crate) mod stats;
+pub(crate) mod synapse_log;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
