@@ -22,6 +22,22 @@ pub enum Bench {
     Bots(BotsArgs),
     /// maubot-rs (release binary) side by side with maubot 0.6.0, against one Synapse.
     Compare(CompareArgs),
+    /// The WebAssembly runtime alone, in this process: bot-side handling time, events per
+    /// second on one core, memory per idle instance.
+    Wasm(WasmArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WasmArgs {
+    /// Events dispatched to one instance for the events per second.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// `!ping`s handed over one at a time for the handling time.
+    #[arg(long, default_value_t = 2000)]
+    pub pings: usize,
+    /// Idle instances started for the memory per instance.
+    #[arg(long, default_value_t = 500)]
+    pub instances: usize,
 }
 
 #[derive(Debug, clap::Args)]
