@@ -284,6 +284,22 @@ impl Flow<'_> {
         panic!("never: {what}");
     }
 
+    /// The text of the element matching `css` once `check` accepts it. A page that was just
+    /// asked for may still be the old one, whose elements go stale under the read.
+    async fn text_when(&self, css: &str, check: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..150 {
+            if let Ok(text) = self.browser.text(css).await {
+                if check(&text) {
+                    return text;
+                }
+                last = text;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{css} never showed what was expected; last: {last:?}");
+    }
+
     async fn submit(&self, css: &str) {
         self.browser.click(css).await.expect("click");
     }
@@ -541,23 +557,17 @@ async fn operator_flow(flow: &Flow<'_>, synapse: &'static maubot_test_support::S
     // Sorted by text, descending: "another note" comes after "a note..." ascending.
     flow.submit("th a[href*='order=text']").await;
     flow.submit("th a[href*='order=text%3Adesc']").await;
-    let first = flow
-        .browser
-        .text("table.rows tbody tr:first-child")
-        .await
-        .expect("row");
-    assert!(first.contains("another note"), "{first}");
+    flow.text_when("table.rows tbody tr:first-child", |row| {
+        row.contains("another note")
+    })
+    .await;
     flow.fill("#query", "SELECT count(*) AS notes FROM note")
         .await;
     flow.submit("form[action$='/database'] button[type=submit]")
         .await;
     flow.sees("notes").await;
-    let count = flow
-        .browser
-        .text("table.rows tbody td")
-        .await
-        .expect("cell");
-    assert_eq!(count, "2");
+    flow.text_when("table.rows tbody td", |cell| cell == "2")
+        .await;
     flow.shoot("database").await;
     // Renaming keeps the instance and its data.
     flow.open("instances/notes").await;
