@@ -17,6 +17,7 @@ use matrix_sdk::ruma::serde::Raw;
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
 
+use super::fanout::Fanout;
 use super::session::{self, BotStores};
 use super::store::{self, ClientRecord};
 use super::{AccessDetails, ClientView};
@@ -70,7 +71,7 @@ pub struct Bot {
     profile: Mutex<RemoteProfile>,
     fingerprint: Mutex<Option<String>>,
     trust_state: Mutex<Option<String>>,
-    events: broadcast::Sender<BotEvent>,
+    events: Fanout,
     db: Database,
     http: reqwest::Client,
     stores: BotStores,
@@ -98,7 +99,6 @@ impl Bot {
         stores: BotStores,
         first_syncs: Arc<Semaphore>,
     ) -> Arc<Bot> {
-        let (events, _) = broadcast::channel(256);
         Arc::new(Bot {
             record: Mutex::new(record),
             running: tokio::sync::Mutex::new(None),
@@ -110,7 +110,7 @@ impl Bot {
             profile: Mutex::new(RemoteProfile::default()),
             fingerprint: Mutex::new(None),
             trust_state: Mutex::new(None),
-            events,
+            events: Fanout::default(),
             db,
             http,
             stores,
@@ -388,7 +388,7 @@ impl Bot {
                     .unwrap_or(0);
                 if live && unix_millis().saturating_sub(sent_at) <= MAX_EVENT_AGE.as_millis() as u64
                 {
-                    let _ = events.send(BotEvent::Timeline {
+                    events.send(BotEvent::Timeline {
                         room_id: room.room_id().to_owned(),
                         event,
                     });
@@ -402,7 +402,7 @@ impl Bot {
                 async move {
                     let own = client.user_id().is_some_and(|id| id == event.state_key);
                     if own && event.content.membership == MembershipState::Invite {
-                        let _ = events.send(BotEvent::Invite {
+                        events.send(BotEvent::Invite {
                             room_id: room.room_id().to_owned(),
                             sender: event.sender.to_string(),
                         });

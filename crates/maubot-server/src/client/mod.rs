@@ -4,6 +4,7 @@
 mod bot;
 mod crypto;
 mod crypto_store;
+mod fanout;
 mod manager;
 mod session;
 pub mod store;
