@@ -36,7 +36,7 @@ pub struct Credentials {
     pub raw: Value,
 }
 
-/// Registers `username` with Synapse's shared-secret admin API (maubot §6.6).
+/// Registers `username` with Synapse's shared-secret admin API, as maubot does.
 pub async fn register(
     http: &reqwest::Client,
     homeserver: &str,

@@ -1,5 +1,5 @@
 //! The live log: every `tracing` event the logging config lets through becomes a record in
-//! maubot's log-record shape (behaviour reference §9), kept in a ring of the last 2048 and
+//! maubot's log-record shape (docs/compatibility.md, "The log websocket"), kept in a ring of the last 2048 and
 //! broadcast to the `/logs` websocket.
 //!
 //! tracing targets are static, so per-client and per-instance loggers are fields; records get

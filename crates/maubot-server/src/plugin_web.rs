@@ -1,4 +1,4 @@
-//! Plugin web apps under `server.plugin_base_path` (behaviour reference §1.9): every request below
+//! Plugin web apps under `server.plugin_base_path` (docs/compatibility.md, "Plugin web apps"): every request below
 //! `<base><instance id>/` goes to that instance's web app, with the path below the prefix. No
 //! authentication: plugins do their own, as in maubot.
 

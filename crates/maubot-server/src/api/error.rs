@@ -1,5 +1,5 @@
 //! The management API's one error type, and how each error is answered: maubot's status codes,
-//! errcodes and messages (behaviour reference §1.2).
+//! errcodes and messages (docs/compatibility.md, "API errors").
 
 use axum::Json;
 use axum::http::StatusCode;

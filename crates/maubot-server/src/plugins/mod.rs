@@ -1,6 +1,6 @@
 //! The plugin host: plugin archives, their instances, and the runtime that runs them.
 //!
-//! Instances follow maubot's lifecycle (behaviour reference §5): `enabled` is stored and decides
+//! Instances follow maubot's lifecycle (docs/compatibility.md, "Instances"): `enabled` is stored and decides
 //! whether an instance starts with the server; `started` is what runs now; a failing `start()`
 //! disables the instance. maubot-rs adds `failure`: why an instance is not running when it
 //! should be, so that the API says what the logs say.

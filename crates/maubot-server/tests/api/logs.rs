@@ -1,4 +1,4 @@
-//! The live log websocket (`GET /logs`, behaviour reference §9): token as the first frame,
+//! The live log websocket (`GET /logs`, docs/compatibility.md): token as the first frame,
 //! history, one frame per record with maubot's field names, 4000 without authentication, 1012
 //! on shutdown; and a Python plugin's log line reaching it.
 

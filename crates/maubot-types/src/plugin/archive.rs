@@ -1,5 +1,5 @@
 //! Reading an uploaded `.mbp` archive and checking it as maubot does before it keeps the file
-//! (§1.5 and §4 of the behaviour reference), plus size and path checks of our own.
+//! (docs/compatibility.md, "Plugin archives"), plus size and path checks of our own.
 //!
 //! The checks run in this order, and the first that fails is reported:
 //! 1. the bytes are a ZIP archive;

@@ -1,5 +1,5 @@
-//! `maubot.yaml`, the plugin definition at the root of every `.mbp` archive (§4.2 of the
-//! behaviour reference).
+//! `maubot.yaml`, the plugin definition at the root of every `.mbp` archive
+//! (docs/compatibility.md, "Plugin archives").
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! `mbc logs`: the server's log websocket (§9 of the behaviour reference). The token goes in
+//! `mbc logs`: the server's log websocket (docs/compatibility.md, "The log websocket"). The token goes in
 //! the first text frame; the server answers `{"auth_success": true}`, then
 //! `{"history": [...]}` with its recent records, then one record per frame.
 

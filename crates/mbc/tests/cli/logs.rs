@@ -1,5 +1,5 @@
-//! `mbc logs`: the log websocket protocol of §9 (token frame, `auth_success`, `history`, one
-//! record per frame) and maubot's line format, against the real server; and, against a small
+//! `mbc logs`: maubot's log websocket protocol (token frame, `auth_success`, `history`, one
+//! record per frame; docs/compatibility.md) and maubot's line format, against the real server; and, against a small
 //! websocket server written here, what the real one cannot be made to send on demand: records
 //! with chosen times and tracebacks, and the 4000 close of a socket that sent no token in time.
 
@@ -27,7 +27,7 @@ fn record(n: usize) -> Value {
 /// What the fake server does after reading the first text frame (the token).
 #[derive(Debug, Clone, Copy)]
 enum Script {
-    /// §9 with a valid token: auth, five records of history, two live records, close 1000.
+    /// With a valid token: auth, five records of history, two live records, close 1000.
     Good,
     /// Closes with 4000, as the server does 5 s after an unauthenticated connect.
     Close4000,
