@@ -45,20 +45,7 @@ pub async fn run(args: BotsArgs) -> anyhow::Result<()> {
     if args.counts.windows(2).any(|w| w[0] >= w[1]) || args.counts[0] < 2 {
         bail!("--counts must ascend, from at least 2");
     }
-    let maubot_rs = match &args.maubot_rs {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no directory of this program")?
-            .join("maubot"),
-    };
-    if !maubot_rs.is_file() {
-        bail!(
-            "the maubot-rs binary {} does not exist\nhint: build it first with \
-             `cargo build --release --bin maubot`, or pass --maubot-rs PATH",
-            maubot_rs.display()
-        );
-    }
+    let maubot_rs = server::maubot_rs_binary(args.maubot_rs.as_deref())?;
     let maubot_venv = if args.maubot {
         server::maubot_venv().await?
     } else {
@@ -115,7 +102,7 @@ async fn one_server(
     let settle = Duration::from_secs(args.settle);
     eprintln!("{name}: registering {most} bots and two testers");
     let registering = Instant::now();
-    let bots = register_many(synapse, &format!("{prefix}b"), most).await?;
+    let bots = matrix::register_many(synapse, &format!("{prefix}b"), most).await?;
     let mut tester = Tester::new(
         &hs,
         synapse
@@ -259,28 +246,6 @@ fn main_usage(pid: u32) -> anyhow::Result<Usage> {
         pss_bytes: rollup.pss,
         private_dirty_bytes: rollup.private_dirty,
     })
-}
-
-/// Registers `count` users `{prefix}{i}`, eight at a time (Synapse hashes each password).
-async fn register_many(
-    synapse: &Synapse,
-    prefix: &str,
-    count: usize,
-) -> anyhow::Result<Vec<RegisteredUser>> {
-    let mut users: Vec<(usize, RegisteredUser)> = futures_util::stream::iter(0..count)
-        .map(|i| async move {
-            let user = synapse
-                .register(&format!("{prefix}{i}"), "bench-password", false)
-                .await?;
-            anyhow::Ok((i, user))
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    users.sort_by_key(|(i, _)| *i);
-    Ok(users.into_iter().map(|(_, u)| u).collect())
 }
 
 /// Adds `bots` as clients through the API, a few at a time.

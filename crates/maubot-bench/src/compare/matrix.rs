@@ -56,7 +56,8 @@ pub fn plugins_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../maubot-server/tests/plugins")
 }
 
-/// Registers `count` users `{prefix}{i}`, four at a time.
+/// Registers `count` users `{prefix}{i}`, eight at a time (the test Synapse hashes passwords
+/// cheaply).
 pub async fn register_many(
     synapse: &Synapse,
     prefix: &str,
@@ -69,7 +70,7 @@ pub async fn register_many(
                 .await?;
             anyhow::Ok((i, user))
         })
-        .buffer_unordered(4)
+        .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await
         .into_iter()

@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use maubot_test_support::Synapse;
 
 use self::api::Api;
@@ -45,20 +45,7 @@ const WARM_UP_PINGS: usize = 5;
 pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let load_before = crate::procfs::load_average();
-    let maubot_rs = match &args.maubot_rs {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no directory of this program")?
-            .join("maubot"),
-    };
-    if !maubot_rs.is_file() {
-        bail!(
-            "the maubot-rs binary {} does not exist\nhint: build it first with \
-             `cargo build --release --bin maubot`, or pass --maubot-rs PATH",
-            maubot_rs.display()
-        );
-    }
+    let maubot_rs = server::maubot_rs_binary(args.maubot_rs.as_deref())?;
     let maubot_venv = server::maubot_venv().await?;
     let maubot_crypto = server::maubot_has_crypto(&maubot_venv).await;
     let python_host_venv = maubot_test_support::python_host_venv();

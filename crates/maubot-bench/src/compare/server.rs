@@ -253,6 +253,25 @@ fn maubot_packages() -> [String; 3] {
 
 /// maubot 0.6.0 with what its container image has for the plugins, in a venv of its own under
 /// `target/`, installed from PyPI on first use.
+/// The maubot-rs server binary: `given`, or `maubot` next to this program.
+pub fn maubot_rs_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let binary = match given {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory of this program")?
+            .join("maubot"),
+    };
+    if !binary.is_file() {
+        bail!(
+            "the maubot-rs binary {} does not exist\nhint: build it first with \
+             `cargo build --release --bin maubot`, or pass --maubot-rs PATH",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
 pub async fn maubot_venv() -> anyhow::Result<PathBuf> {
     let venv = maubot_test_support::target_dir().join("maubot-0.6-venv");
     let packages = maubot_packages();

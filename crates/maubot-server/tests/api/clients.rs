@@ -700,6 +700,36 @@ pub(crate) struct EncryptedRoom {
     pub received: tokio::sync::mpsc::UnboundedReceiver<(String, String, bool)>,
 }
 
+impl EncryptedRoom {
+    /// Says `text` (encrypted) and waits for a message from `sender` that ends with `ending`:
+    /// whether it came encrypted, or `None` if none came.
+    pub(crate) async fn ask(&mut self, text: &str, sender: &str, ending: &str) -> Option<bool> {
+        use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+
+        let sent = self
+            .room
+            .send(RoomMessageEventContent::text_plain(text))
+            .await
+            .expect("send");
+        assert!(
+            sent.encryption_info.is_some(),
+            "the tester's {text:?} went out unencrypted"
+        );
+        for _ in 0..120 {
+            self.tester
+                .sync_once(self.quick.clone())
+                .await
+                .expect("sync");
+            while let Ok((from, body, encrypted)) = self.received.try_recv() {
+                if from == sender && body.ends_with(ending) {
+                    return Some(encrypted);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Registers a tester, creates an encrypted room inviting the bot and waits until it joined.
 pub(crate) async fn encrypted_room_with(synapse: &Synapse, bot_id: &str) -> EncryptedRoom {
     use matrix_sdk::config::SyncSettings;

@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::clients::{
-    EncryptedRoom, create_room, encrypted_room_with, joins, matrix_call, server_with_synapse,
-    syncing_bot, unique, wait_for_client,
+    create_room, encrypted_room_with, joins, matrix_call, server_with_synapse, syncing_bot, unique,
+    wait_for_client,
 };
 use crate::support::{Backend, TestServer, assert_error, on_both_databases};
 
@@ -910,41 +910,14 @@ async fn failing_plugins_are_reported_and_isolated() {
 /// encrypted (matrix-sdk in the server encrypts what the plugin sends).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_plugins_answer_in_encrypted_rooms() {
-    use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
-
     let (server, synapse) = python_server("python_e2ee").await;
     let token = server.root_token().await;
     let (bot, _) = syncing_bot(&server, &token).await;
     upload_plugin(&server, &token, "echo").await;
     create_instance(&server, &token, "echo1", ECHO, &bot).await;
 
-    let EncryptedRoom {
-        tester,
-        room,
-        quick,
-        mut received,
-    } = encrypted_room_with(synapse, &bot).await;
-
-    let sent = room
-        .send(RoomMessageEventContent::text_plain("!ping"))
-        .await
-        .expect("send");
-    assert!(
-        sent.encryption_info.is_some(),
-        "the tester's !ping went out unencrypted"
-    );
-    let mut pong = None;
-    for _ in 0..120 {
-        tester.sync_once(quick.clone()).await.expect("sync");
-        while let Ok((sender, body, encrypted)) = received.try_recv() {
-            if sender == bot && body.ends_with("pong") {
-                pong = Some(encrypted);
-            }
-        }
-        if pong.is_some() {
-            break;
-        }
-    }
+    let mut room = encrypted_room_with(synapse, &bot).await;
+    let pong = room.ask("!ping", &bot, "pong").await;
     assert_eq!(pong, Some(true), "no encrypted pong from the bot");
     server.stop().await;
 }

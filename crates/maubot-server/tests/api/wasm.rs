@@ -16,8 +16,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::clients::{
-    EncryptedRoom, create_room, encrypted_room_with, joins, matrix_call, server_with_synapse_and,
-    syncing_bot, unique,
+    create_room, encrypted_room_with, joins, matrix_call, server_with_synapse_and, syncing_bot,
+    unique,
 };
 use crate::plugins::{Room, create_instance, put_instance, upload, wait_for_instance};
 use crate::support::{Backend, TestServer};
@@ -217,8 +217,6 @@ async fn examples(server: TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_plugins_answer_in_encrypted_rooms() {
-    use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
-
     let (server, synapse) = wasm_server(Backend::Sqlite, "wasm_e2ee")
         .await
         .expect("sqlite");
@@ -226,33 +224,8 @@ async fn wasm_plugins_answer_in_encrypted_rooms() {
     let (bot, _) = syncing_bot(&server, &token).await;
     upload_built(&server, &token, wasm::example("ping")).await;
     create_instance(&server, &token, "ping1", PING, &bot).await;
-    let EncryptedRoom {
-        tester,
-        room,
-        quick,
-        mut received,
-    } = encrypted_room_with(synapse, &bot).await;
-
-    let sent = room
-        .send(RoomMessageEventContent::text_plain("!echo a secret"))
-        .await
-        .expect("send");
-    assert!(
-        sent.encryption_info.is_some(),
-        "the tester's message went out unencrypted"
-    );
-    let mut answer = None;
-    for _ in 0..120 {
-        tester.sync_once(quick.clone()).await.expect("sync");
-        while let Ok((sender, body, encrypted)) = received.try_recv() {
-            if sender == bot && body.ends_with("a secret") {
-                answer = Some(encrypted);
-            }
-        }
-        if answer.is_some() {
-            break;
-        }
-    }
+    let mut room = encrypted_room_with(synapse, &bot).await;
+    let answer = room.ask("!echo a secret", &bot, "a secret").await;
     assert_eq!(answer, Some(true), "no encrypted answer from the bot");
     server.stop().await;
 }
