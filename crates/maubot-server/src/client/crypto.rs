@@ -39,7 +39,9 @@ pub async fn generate_recovery_key(client: &Client) -> Result<String> {
         .bootstrap_cross_signing(None)
         .await
         .map_err(crypto_error)?;
-    encryption.recovery().enable().await.map_err(crypto_error)
+    let key = encryption.recovery().enable().await.map_err(crypto_error)?;
+    refresh_own_keys(client).await;
+    Ok(key)
 }
 
 /// Fetches the account's cross-signing secrets with `recovery_key` and signs this device.
@@ -50,7 +52,21 @@ pub async fn verify(client: &Client, recovery_key: &str) -> Result<()> {
         .recovery()
         .recover(recovery_key)
         .await
-        .map_err(crypto_error)
+        .map_err(crypto_error)?;
+    refresh_own_keys(client).await;
+    Ok(())
+}
+
+/// Downloads the account's own keys again: the signature of this device that was just uploaded
+/// reaches the local copy, which [`trust_state`] reads, only with the next key query, which a
+/// later sync would trigger (the API's answer would otherwise race it).
+async fn refresh_own_keys(client: &Client) {
+    let Some(user_id) = client.user_id() else {
+        return;
+    };
+    if let Err(err) = client.encryption().request_user_identity(user_id).await {
+        tracing::debug!(target: "maubot.client", client = %user_id, error = %err, "could not refresh the bot's own keys");
+    }
 }
 
 fn crypto_error(err: impl std::fmt::Display) -> Error {
