@@ -22,6 +22,24 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A bench's results: the table to standard error, the JSON to standard output and, if asked
+/// for, to a file.
+fn report(
+    table: &str,
+    json: &serde_json::Value,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    eprintln!();
+    eprint!("{table}");
+    if let Some(path) = file {
+        std::fs::write(path, format!("{json:#}\n"))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    print_json(json);
+    Ok(())
+}
+
 /// Results go to standard output, one JSON document; progress and tables to standard error.
 fn print_json(value: &serde_json::Value) {
     #[allow(clippy::print_stdout)]

@@ -27,8 +27,10 @@ use crate::cli::WasmArgs;
 use crate::compare::stats::Summary;
 use crate::procfs;
 
-/// Events handled before the clock starts.
+/// Events handled before the clock of the throughput starts.
 const WARM_UP: usize = 1000;
+/// `!ping`s handled before the handling time is measured.
+const PING_WARM_UP: usize = 100;
 const ROOM: &str = "!bench:localhost";
 
 /// Answers every Matrix request at once and says when a send arrived.
@@ -129,10 +131,7 @@ pub fn run(args: WasmArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(measure(&args, dir.path(), &mbp))?;
-    eprintln!();
-    eprint!("{}", report.table());
-    crate::print_json(&report.to_json());
-    Ok(())
+    crate::report(&report.table(), &report.to_json(), None)
 }
 
 struct Report {
@@ -211,14 +210,14 @@ async fn measure(args: &WasmArgs, dir: &Path, mbp: &Path) -> anyhow::Result<Repo
 
     // One at a time.
     let mut samples = Vec::with_capacity(args.pings);
-    for n in 0..WARM_UP.min(100) + args.pings {
+    for n in 0..PING_WARM_UP + args.pings {
         let started = Instant::now();
         plugin.deliver("bench", message(n, "!ping"));
         let arrived = tokio::time::timeout(Duration::from_secs(10), sends.recv())
             .await
             .context("no send within 10 s")?
             .context("the host is gone")?;
-        if n >= WARM_UP.min(100) {
+        if n >= PING_WARM_UP {
             samples.push(arrived.duration_since(started).as_secs_f64() * 1000.0);
         }
     }

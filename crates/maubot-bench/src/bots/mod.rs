@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use futures_util::StreamExt as _;
 use maubot_test_support::{RegisteredUser, Synapse};
 
@@ -76,15 +76,7 @@ pub async fn run(args: BotsArgs) -> anyhow::Result<()> {
         runs: &runs,
         seconds: started.elapsed().as_secs_f64(),
     };
-    eprintln!();
-    eprint!("{}", report.table());
-    let json = report.to_json();
-    if let Some(path) = &args.json {
-        std::fs::write(path, format!("{json:#}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    crate::print_json(&json);
-    Ok(())
+    crate::report(&report.table(), &report.to_json(), args.json.as_deref())
 }
 
 async fn one_server(

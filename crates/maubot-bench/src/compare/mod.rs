@@ -118,15 +118,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         seconds: started.elapsed().as_secs_f64(),
         load_average: [load_before, crate::procfs::load_average()],
     };
-    eprintln!();
-    eprint!("{}", report.table());
-    let json = report.to_json();
-    if let Some(path) = &args.json {
-        std::fs::write(path, format!("{json:#}\n"))
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    crate::print_json(&json);
-    Ok(())
+    crate::report(&report.table(), &report.to_json(), args.json.as_deref())
 }
 
 /// One server in the plugin phase.
