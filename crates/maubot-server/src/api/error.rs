@@ -2,7 +2,7 @@
 //! errcodes and messages (docs/compatibility.md, "API errors").
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Everything a management API handler can answer with instead of success.
@@ -286,7 +286,18 @@ impl IntoResponse for ApiError {
         if let Self::PluginInvalid { detail, .. } | Self::PluginReloadFail { detail, .. } = &self {
             body["stacktrace"] = detail.clone().into();
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        // The rest of the body is never read, so the connection cannot carry another request.
+        // Saying so keeps a client from reusing it (hyper closes it right after this answer).
+        if matches!(
+            self,
+            Self::BodyTooLarge { .. } | Self::BodyTimeout | Self::BodyIncomplete
+        ) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
