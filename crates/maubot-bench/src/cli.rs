@@ -92,6 +92,10 @@ pub struct CompareArgs {
     /// n/a.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Phase::ALL)]
     pub phases: Vec<Phase>,
+    /// maubot-rs's echo bots of the plugin phase run the WebAssembly ping example (built for
+    /// wasm32-wasip2 first) instead of the Python echo plugin; maubot's keep the Python one.
+    #[arg(long)]
+    pub wasm: bool,
     /// Events sent to the Python plugin host in its dispatch benchmark.
     #[arg(long, default_value_t = 5000)]
     pub events: usize,

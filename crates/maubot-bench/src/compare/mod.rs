@@ -4,7 +4,8 @@
 //!
 //! 1. plugins, both servers side by side: `plugin_bots` bots each, every bot with an instance
 //!    of the test echo plugin and a room with the server's tester: memory, `!ping` round trips
-//!    (the servers taking turns), then management API load on one server at a time;
+//!    (the servers taking turns), then management API load on one server at a time. With
+//!    `--wasm`, maubot-rs's bots run the WebAssembly ping example instead;
 //! 2. many plugins, one server at a time: one bot with an instance of each of many different
 //!    plugins of the test plugin zoo: memory per plugin, maubot-rs's worker start times;
 //! 3. scale, one server at a time: `bots` bots without plugins, ten to a room: memory and
@@ -80,7 +81,24 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         homeserver: synapse.base_url(),
     };
     let plugins = if phase(Phase::Plugins) {
-        plugin_phase(&args, &synapse, &programs, &archive)
+        let python_echo = || Echo {
+            archive: archive.clone(),
+            id: ECHO_ID,
+        };
+        let rs_echo = if args.wasm {
+            eprintln!("building the WebAssembly ping example for wasm32-wasip2");
+            let project = maubot_test_support::wasm::example("ping");
+            let built =
+                tokio::task::spawn_blocking(move || maubot_test_support::wasm::try_build(&project))
+                    .await??;
+            Echo {
+                archive: std::fs::read(&built.mbp).context("read the ping example's .mbp")?,
+                id: WASM_ECHO_ID,
+            }
+        } else {
+            python_echo()
+        };
+        plugin_phase(&args, &synapse, &programs, [rs_echo, python_echo()])
             .await?
             .into_iter()
             .map(Some)
@@ -121,6 +139,16 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     crate::report(&report.table(), &report.to_json(), args.json.as_deref())
 }
 
+/// The WebAssembly ping example's plugin ID (`examples/wasm/ping`): `!ping` → reply `pong`, as
+/// the Python echo plugin answers.
+const WASM_ECHO_ID: &str = "xyz.maubot-rs.example.ping";
+
+/// The plugin a server's echo bots run in the plugin phase.
+struct Echo {
+    archive: Vec<u8>,
+    id: &'static str,
+}
+
 /// One server in the plugin phase.
 struct PluginRun {
     kind: Kind,
@@ -143,12 +171,12 @@ async fn plugin_phase(
     args: &CompareArgs,
     synapse: &Synapse,
     programs: &Programs,
-    archive: &[u8],
+    echoes: [Echo; 2],
 ) -> anyhow::Result<Vec<PluginFigures>> {
     let settle = Duration::from_secs(args.settle);
     let hs = synapse.base_url();
     let mut runs = Vec::new();
-    for kind in [Kind::MaubotRs, Kind::Maubot] {
+    for (kind, echo) in [Kind::MaubotRs, Kind::Maubot].into_iter().zip(echoes) {
         let name = kind.name();
         let prefix = kind.user_prefix();
         eprintln!("{name}: registering {} users", 1 + args.plugin_bots);
@@ -177,9 +205,9 @@ async fn plugin_phase(
         }
         api.wait_clients_syncing(bots.len(), Duration::from_secs(120))
             .await?;
-        api.upload_plugin(archive.to_vec()).await?;
+        api.upload_plugin(echo.archive).await?;
         for (i, bot) in bots.iter().enumerate() {
-            api.create_instance(&format!("echo{i}"), ECHO_ID, &bot.user_id)
+            api.create_instance(&format!("echo{i}"), echo.id, &bot.user_id)
                 .await?;
         }
         let mut rooms = Vec::new();
