@@ -5,6 +5,7 @@
 //! compiled once and kept in `wasm_host.cache_dir`.
 
 mod actor;
+mod base_config;
 mod bindings;
 mod content;
 mod host;
@@ -275,13 +276,16 @@ impl LoadedPlugin for WasmPlugin {
     async fn start(&self, mut instance: InstanceStart) -> Result<Started, RuntimeError> {
         let compiled = self.compiled().await?;
         let id = instance.instance_id.clone();
-        if instance.config.trim().is_empty()
-            && let Some(base) = &compiled.base_config
+        // As in maubot, a new instance starts from the plugin's base config, and one whose
+        // plugin's base config gained keys gets them; what changed is stored as the
+        // instance's own, and the admin edits it from there.
+        if let Some(config) = compiled
+            .base_config
+            .as_deref()
+            .and_then(|base| base_config::starting_config(&instance.config, base))
         {
-            // As in maubot, a new instance starts from the plugin's base config, which is
-            // stored as its own: the admin edits it from there.
-            instance.config = base.clone();
-            self.host.config_saved(&id, base.clone());
+            instance.config = config.clone();
+            self.host.config_saved(&id, config);
         }
         let old = lock(&self.instances).remove(&id);
         if let Some(old) = old {
