@@ -8,7 +8,8 @@ import importlib
 from typing import Any
 
 from .__meta__ import __version__
-from .matrix import MaubotMatrixClient as Client, MaubotMessageEvent as MessageEvent
+from .matrix import MaubotMatrixClient as Client
+from .matrix import MaubotMessageEvent as MessageEvent
 from .plugin_base import Plugin
 
 __all__ = ["__version__", "Client", "MessageEvent", "Plugin", "PluginWebApp"]

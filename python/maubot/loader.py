@@ -18,7 +18,10 @@ import traceback
 import zipfile
 import zipimport
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from .plugin_base import Plugin
 
 from mautrix.types import ExtensibleEnum
 from packaging.version import InvalidVersion, Version
@@ -182,7 +185,7 @@ class ZippedPluginLoader(PluginLoader):
     def __init__(self, path: str, meta: PluginMeta) -> None:
         self.path = path
         self.meta = meta
-        self.main_class: type | None = None
+        self.main_class: type[Plugin] | None = None
 
     @property
     def source(self) -> str:
@@ -201,7 +204,7 @@ class ZippedPluginLoader(PluginLoader):
                 if not name.endswith("/") and posixpath.dirname(name) == directory
             ]
 
-    def load(self) -> type:
+    def load(self) -> type[Plugin]:
         """Import the modules in order and return the main class (cached after the first load)."""
         if self.main_class is not None:
             return self.main_class
@@ -227,6 +230,8 @@ class ZippedPluginLoader(PluginLoader):
     def _import(self, importer: zipimport.zipimporter, name: str) -> Any:
         spec = importer.find_spec(name)
         if spec is None:
+            raise PluginLoadError(f"Module {name} not found in file")
+        if spec.loader is None:
             raise PluginLoadError(f"Module {name} not found in file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

@@ -44,7 +44,7 @@ class _PlaintextString(MarkdownString):
         super().format(entity_type, **kwargs)
         return self
 
-    def split(self, separator: str, max_items: int = -1) -> list[_PlaintextString]:
+    def split(self, separator: str, max_items: int = -1) -> list[_PlaintextString]:  # type: ignore[override]
         return [_PlaintextString(part) for part in self.text.split(separator, max_items)]
 
 
@@ -234,13 +234,13 @@ class MaubotMatrixClient(Client):
                 content[key] = value
         return await self.send_message(room_id, content, **kwargs)
 
-    def dispatch_event(self, event, source):  # type: ignore[override]
+    def dispatch_event(self, event, source):
         """Message events reach handlers as `MaubotMessageEvent`."""
         if isinstance(event, MessageEvent) and not isinstance(event, MaubotMessageEvent):
             event = MaubotMessageEvent(event, self)
         return super().dispatch_event(event, source)
 
-    async def get_event(self, room_id: RoomID, event_id: EventID):  # type: ignore[override]
+    async def get_event(self, room_id: RoomID, event_id: EventID):
         """The event (decrypted by the server); message events as `MaubotMessageEvent`."""
         event = await super().get_event(room_id, event_id)
         if isinstance(event, MessageEvent):

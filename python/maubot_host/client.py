@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -58,7 +59,7 @@ class HostedMatrixClient(MaubotMatrixClient):
         # other code has seen yet: until the first handler runs, nothing can change the event
         # these checks read, so each skipped handler would have seen it as checked.
         skipping, self._fresh_dispatch = self._fresh_dispatch, False
-        handlers = self.event_handlers.get(event_type, {}).items()
+        handlers: Iterable[tuple[Any, Any]] = self.event_handlers.get(event_type, {}).items()
         if include_global_handlers:
             handlers = itertools.chain(self.global_event_handlers.items(), handlers)
         tasks = []
@@ -143,7 +144,7 @@ class HostedMatrixClient(MaubotMatrixClient):
     async def _download(
         self, url: ContentURI, kind: Literal["download", "thumbnail"], query: dict[str, Any]
     ) -> bytes:
-        authenticated = (await self.versions()).supports(SpecVersions.V111)
+        authenticated = bool((await self.versions()).supports(SpecVersions.V111))
         full_url = self.api.get_download_url(url, download_type=kind, authenticated=authenticated)
         response = await self.api.send_rpc(
             Method.GET, full_url, None, {"allow_redirect": "true", **query}

@@ -59,7 +59,7 @@ class InstanceConfig:
             return None
         return RecursiveDict(copy.deepcopy(self.base), CommentedMap)
 
-    def save(self, data: CommentedMap) -> None:
+    def save(self, data: RecursiveDict[CommentedMap]) -> None:
         text = dump_yaml(data)
         if text != self.text:
             self.text = text

@@ -7,13 +7,22 @@ import inspect
 import logging
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import ClientSession
 from mautrix.api import HTTPAPI
 from mautrix.client import MembershipEventDispatcher, SyncStream
 from mautrix.client.state_store import MemoryStateStore
-from mautrix.types import Event, EventType, GenericEvent, Membership, SerializerError, StateEvent
+from mautrix.types import (
+    JSON,
+    Event,
+    EventType,
+    GenericEvent,
+    Membership,
+    SerializerError,
+    StateEvent,
+)
+from mautrix.util.logging import TraceLogger
 from yarl import URL
 
 from maubot.__meta__ import __version__
@@ -41,7 +50,8 @@ class Instance:
         self.id = instance_id
         self.conn = conn
         self.loader = loader
-        self.log = logging.getLogger(f"maubot.instance.{instance_id}")
+        # mautrix makes `TraceLogger` the logger class when it is imported.
+        self.log = cast(TraceLogger, logging.getLogger(f"maubot.instance.{instance_id}"))
         self.client: HostedMatrixClient | None = None
         self.http: ClientSession | None = None
         self.database: PluginDatabase | None = None
@@ -116,7 +126,7 @@ class Instance:
                 config=config,
                 database=self.database.value if self.database is not None else None,
                 webapp=webapp,
-                webapp_url=URL(webapp_url) if webapp is not None else None,
+                webapp_url=URL(webapp_url) if webapp is not None and webapp_url else None,
                 loader=self.loader,
             )
             await self.plugin.internal_start()
@@ -164,7 +174,7 @@ class Instance:
         if not self.started or client is None:
             raise RPCError(f"Instance {self.id} is not running")
         event = _deserialize(raw)
-        if isinstance(event, StateEvent):
+        if isinstance(event, StateEvent) and client.state_store is not None:
             await client.state_store.update_state(event)
         await client.dispatch_and_wait(event, _source(event, client.mxid))
 
@@ -189,20 +199,20 @@ class Instance:
 
 def _deserialize(raw: dict[str, Any]) -> Event:
     """As mautrix's sync does: state events as `StateEvent`, others by type, else generic."""
-    event_class = Event
+    event_class: Any = Event
     if raw.get("state_key") is not None:
         event_class = StateEvent
         # Invites may come as stripped state; mautrix's sync fills these in too.
         raw.setdefault("event_id", None)
         raw.setdefault("origin_server_ts", int(time.time() * 1000))
     try:
-        return event_class.deserialize(raw)
+        return cast(Event, event_class.deserialize(cast(JSON, raw)))
     except SerializerError as e:
         logging.getLogger("maubot.host").warning(
             f"Failed to deserialize event {raw.get('event_id')} ({e}), passing it on as generic"
         )
         try:
-            return GenericEvent.deserialize(raw)
+            return cast(Event, GenericEvent.deserialize(cast(JSON, raw)))
         except SerializerError as e2:
             raise RPCError(f"The event could not be deserialized: {e2}") from e2
 

@@ -44,9 +44,9 @@ def instance_of(logger_name: str) -> str | None:
         rest = logger_name[len(prefix) :]
         for candidate in known_instances:
             # IDs may hold dots: the longest ID the name starts with wins.
-            if (rest == candidate or rest.startswith(candidate + ".")) and len(
-                candidate
-            ) > len(best or ""):
+            if (rest == candidate or rest.startswith(candidate + ".")) and len(candidate) > len(
+                best or ""
+            ):
                 best = candidate
     return best
 

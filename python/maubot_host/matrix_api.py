@@ -24,6 +24,7 @@ from .rpc import Connection, ConnectionClosed, RPCError
 
 JSON_TYPE = "application/json"
 
+
 class RPCResponse:
     """Enough of aiohttp's `ClientResponse` for mautrix and for plugins that inspect it."""
 
@@ -152,9 +153,7 @@ class RPCHTTPAPI(HTTPAPI):
             "instance_id": self.instance_id,
             "method": str(method),
             "path": self._relative_path(url),
-            "query": {
-                k: _query_value(v) for k, v in (query_params or {}).items() if v is not None
-            },
+            "query": {k: _query_value(v) for k, v in (query_params or {}).items() if v is not None},
             "body": body,
             "body_base64": body_base64,
             "content_type": content_type,
@@ -175,7 +174,8 @@ class RPCHTTPAPI(HTTPAPI):
             content_type=result.get("content_type"),
         )
 
-    async def _send(
+    # Answers with the server's response to the RPC, where mautrix has aiohttp's.
+    async def _send(  # type: ignore[override]
         self,
         method: Method,
         url: URL,

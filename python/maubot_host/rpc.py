@@ -91,6 +91,7 @@ class _LineProtocol(asyncio.BufferedProtocol):
             else:
                 self.conn._line(buf[self._start : newline])
             self._start = self._scan = newline + 1
+        self.conn._acknowledge_events()
         if self._dropping or self._end - self._start > MAX_LINE:
             if not self._dropping:
                 _dropped()
@@ -133,6 +134,12 @@ class Connection:
         self._paused = False
         self._drain_waiters: list[asyncio.Future] = []
         self.closed = False
+        # The last `event` request read and not acknowledged yet (see `_acknowledge_events`).
+        self._events_read: int | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the connection is not open"
+        return self._loop
 
     def on(self, method: str, handler: RequestHandler) -> None:
         self._handlers[method] = handler
@@ -140,7 +147,7 @@ class Connection:
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._ended = self._loop.create_future()
+        self._ended = self._running_loop().create_future()
         self._transport, _ = await self._loop.create_unix_connection(
             lambda: _LineProtocol(self), sock=self._sock
         )
@@ -154,7 +161,7 @@ class Connection:
             self._flush()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -169,7 +176,7 @@ class Connection:
     async def _drain(self) -> None:
         """Wait while the server is slow to read what was written (errors are not ours)."""
         if self._paused and not self.closed:
-            waiter = self._loop.create_future()
+            waiter = self._running_loop().create_future()
             self._drain_waiters.append(waiter)
             await waiter
 
@@ -194,7 +201,7 @@ class Connection:
             raise ConnectionClosed("the server closed the connection")
         self._next_id += 1
         request_id = self._next_id
-        future = self._loop.create_future()
+        future = self._running_loop().create_future()
         self._pending[request_id] = future
         try:
             self._write({"id": request_id, "method": method, "params": params})
@@ -222,6 +229,19 @@ class Connection:
             return
         self._receive(message)
 
+    def _acknowledge_events(self) -> None:
+        """Tell the server which events were read, before any of their handlers runs.
+
+        Written at once, not queued: a handler that then blocks the event loop would keep a
+        queued line from going out. If the worker dies, the server hands the events it never
+        read to the next worker, and drops those it did (their handlers may have acted).
+        """
+        if self._events_read is None:
+            return
+        message = {"method": "events_read", "params": {"up_to": self._events_read}}
+        self._events_read = None
+        self._write(message)
+
     def _eof(self, exc: Exception | None) -> None:
         if self._ended is not None and not self._ended.done():
             self._ended.set_result(exc)
@@ -230,9 +250,13 @@ class Connection:
         method = message.get("method")
         message_id = message.get("id")
         if method is not None and message_id is not None:
+            if method == "event" and isinstance(message_id, int):
+                self._events_read = message_id
             # `_answer` drops the task from `_tasks` itself: a done callback would cost the loop
             # one more turn per request.
-            task = self._loop.create_task(self._answer(message_id, method, message.get("params")))
+            task = self._running_loop().create_task(
+                self._answer(message_id, method, message.get("params"))
+            )
             self._tasks.add(task)
         elif method is not None:
             log.warning(f"Ignoring unknown notification {method}")

@@ -31,7 +31,8 @@ from maubot.plugin_server import PluginWebApp
 
 from .rpc import RPCError
 
-# As maubot's own web server (docs/compatibility.md, "Plugin web apps"): request bodies up to 100 MiB.
+# As maubot's own web server (docs/compatibility.md, "Plugin web apps"): request bodies up to
+# 100 MiB.
 CLIENT_MAX_SIZE = 100 * 1024 * 1024
 
 # Headers the server frames or sets itself: the hop-by-hop ones, the body's length (the server

@@ -7,9 +7,9 @@ with the zygote and its siblings until it writes to them, so a worker costs a fe
 a whole interpreter, and starts in milliseconds.
 
 The zygote never has an event loop or a thread when it forks (neither survives a fork: the
-warm-up's loop is closed before), and never runs a user's plugin code. It talks to the server over a SOCK_SEQPACKET socket on its standard
-input (docs/python-host-protocol.md, "The zygote"): one JSON message per packet, file
-descriptors alongside.
+warm-up's loop is closed before), and never runs a user's plugin code. It talks to the server
+over a SOCK_SEQPACKET socket on its standard input (docs/python-host-protocol.md, "The
+zygote"): one JSON message per packet, file descriptors alongside.
 """
 
 from __future__ import annotations
@@ -233,8 +233,12 @@ class Zygote:
         except Exception as e:
             for fd in fds:
                 os.close(fd)
-            self.send({"id": message.get("id") if isinstance(message, dict) else None,
-                       "error": {"message": f"{type(e).__name__}: {e}"}})
+            self.send(
+                {
+                    "id": message.get("id") if isinstance(message, dict) else None,
+                    "error": {"message": f"{type(e).__name__}: {e}"},
+                }
+            )
             return True
         pidfd = os.pidfd_open(pid)
         try:

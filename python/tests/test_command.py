@@ -737,9 +737,7 @@ class PassiveTest(unittest.TestCase):
     def test_multiple(self) -> None:
         bot = Passive()
         say(bot, "#a and #b")
-        self.assertEqual(
-            bot.calls, [("tags", {"match": [("#a and #b", "a"), ("#a and #b", "b")]})]
-        )
+        self.assertEqual(bot.calls, [("tags", {"match": [("#a and #b", "a"), ("#a and #b", "b")]})])
 
     def test_flags_and_msgtypes(self) -> None:
         bot = Passive()

@@ -16,7 +16,7 @@ from mautrix.types import EventType, MessageType
 from maubot import MessageEvent, Plugin, PluginWebApp
 from maubot.handlers import command, event, web
 
-from .handler_fakes import BOT, FakeClient, make_plugin, message, reaction, run
+from .handler_fakes import BOT, FakeClient, make_plugin, message, reaction
 
 
 async def started(cls: type, webapp: Any = None) -> Any:

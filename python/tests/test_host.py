@@ -806,9 +806,7 @@ class WebAppTest(WorkerTest):
         )
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(body), {"got": {"text": "hi", "n": 1}})
-        self.assertEqual(
-            self.header(headers, "Content-Type"), "application/json; charset=utf-8"
-        )
+        self.assertEqual(self.header(headers, "Content-Type"), "application/json; charset=utf-8")
 
     def test_path_parameters_query_and_headers(self) -> None:
         status, _, body = self.web(
@@ -884,9 +882,7 @@ class WebAppTest(WorkerTest):
     def test_handler_exception_is_500_and_logged(self) -> None:
         status, headers, body = self.web("GET", "/fail")
         self.assertEqual(status, 500)
-        self.assertEqual(
-            body, b"500 Internal Server Error\n\nServer got itself in trouble"
-        )
+        self.assertEqual(body, b"500 Internal Server Error\n\nServer got itself in trouble")
         record = self.server.log_record(lambda r: r["message"].startswith("Error handling web"))
         self.assertEqual(record["logger"], "maubot.instance.web1")
         self.assertEqual(record["level"], "ERROR")

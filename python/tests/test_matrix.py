@@ -8,7 +8,7 @@ import unittest
 from typing import Any
 
 from mautrix.errors import MNotFound
-from mautrix.types import MessageEvent, StateEvent, TextMessageEventContent, MessageType
+from mautrix.types import MessageEvent, MessageType, StateEvent, TextMessageEventContent
 
 from maubot.matrix import MaubotMessageEvent, parse_formatted
 from maubot_host.client import HostedMatrixClient
@@ -250,9 +250,7 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
             (upload["method"], upload["path"], upload["query"]),
             ("POST", "/_matrix/media/v3/upload", {"filename": "a.png"}),
         )
-        self.assertEqual(
-            (upload["body_base64"], upload["content_type"]), ("iVBORw==", "image/png")
-        )
+        self.assertEqual((upload["body_base64"], upload["content_type"]), ("iVBORw==", "image/png"))
         self.assertIsNone(upload["body"])
 
         self.rpc.results.append({"status": 200, "body": {"versions": ["v1.11"]}})

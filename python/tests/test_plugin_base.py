@@ -74,9 +74,7 @@ def make_bot(webapp: PluginWebApp | None) -> Bot:
         database=None,
         webapp=webapp,
         webapp_url=(
-            "https://maubot.example.org/_matrix/maubot/plugin/bot1/"
-            if webapp is not None
-            else None
+            "https://maubot.example.org/_matrix/maubot/plugin/bot1/" if webapp is not None else None
         ),
         loader=None,
     )

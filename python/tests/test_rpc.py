@@ -19,6 +19,9 @@ class FakeConnection:
     def _line(self, line: bytearray) -> None:
         self.lines.append(bytes(line))
 
+    def _acknowledge_events(self) -> None:
+        pass
+
 
 def feed(protocol: rpc._LineProtocol, data: bytes) -> None:
     """What the transport does with `data`, in as many reads as the buffers take."""
@@ -74,6 +77,12 @@ class ConnectionTest(unittest.IsolatedAsyncioTestCase):
         data = await asyncio.get_running_loop().sock_recv(self.server, 65536)
         return [json.loads(line) for line in data.splitlines()]
 
+    async def read_messages(self, count: int) -> list[Any]:
+        messages: list[Any] = []
+        while len(messages) < count:
+            messages += await self.read()
+        return messages
+
     async def test_notifications_go_out_with_the_next_request(self) -> None:
         async def handler(params: dict[str, Any]) -> dict[str, Any]:
             self.conn.notify("log", {"message": "first"})
@@ -82,10 +91,12 @@ class ConnectionTest(unittest.IsolatedAsyncioTestCase):
         self.conn.on("event", handler)
         serving = asyncio.create_task(self.conn.serve())
         self.server.send(b'{"id":7,"method":"event","params":{}}\n')
-        # One read: the log record and the request it preceded were written together.
+        # The event's acknowledgement first (written before its handler ran), then the log
+        # record with the request it preceded.
         self.assertEqual(
-            await self.read(),
+            await self.read_messages(3),
             [
+                {"method": "events_read", "params": {"up_to": 7}},
                 {"method": "log", "params": {"message": "first"}},
                 {"id": 1, "method": "matrix", "params": {"n": 1}},
             ],
@@ -93,6 +104,31 @@ class ConnectionTest(unittest.IsolatedAsyncioTestCase):
         self.server.send(b'{"id":1,"result":{"ok":true}}\n')
         self.assertEqual(await self.read(), [{"id": 7, "result": {"answer": {"ok": True}}}])
         self.assertEqual(self.conn._tasks, set())
+        self.server.shutdown(socket.SHUT_WR)
+        await serving
+
+    async def test_events_read_are_acknowledged_before_a_handler_runs(self) -> None:
+        handled: list[int] = []
+
+        async def handler(params: dict[str, Any]) -> dict[str, Any]:
+            # What a handler that blocks the loop would keep from going out, had it been queued.
+            self.assertEqual(self.conn._queued, [])
+            handled.append(params["n"])
+            return {}
+
+        self.conn.on("event", handler)
+        self.conn.on("ping", handler)
+        serving = asyncio.create_task(self.conn.serve())
+        # Two events and a ping in one read: one acknowledgement, for the last event.
+        self.server.send(
+            b'{"id":3,"method":"event","params":{"n":3}}\n'
+            b'{"id":4,"method":"event","params":{"n":4}}\n'
+            b'{"id":5,"method":"ping","params":{"n":5}}\n'
+        )
+        messages = await self.read_messages(4)
+        self.assertEqual(messages[0], {"method": "events_read", "params": {"up_to": 4}})
+        self.assertEqual(sorted(m["id"] for m in messages[1:]), [3, 4, 5])
+        self.assertEqual(handled, [3, 4, 5])
         self.server.shutdown(socket.SHUT_WR)
         await serving
 

@@ -161,6 +161,4 @@ def argument(
         cls = CustomArgument
     else:
         cls = SimpleArgument
-    return cls(
-        name, label, required=required, matches=matches, parser=parser, pass_raw=pass_raw
-    )
+    return cls(name, label, required=required, matches=matches, parser=parser, pass_raw=pass_raw)

@@ -72,9 +72,7 @@ class PassiveRule:
         await self.run(func, instance, evt)
 
 
-async def _run_rules(
-    rules: Sequence[PassiveRule], func: Callable, instance: Any, evt: Any
-) -> None:
+async def _run_rules(rules: Sequence[PassiveRule], func: Callable, instance: Any, evt: Any) -> None:
     """Run stacked rules (top first in ``rules``) concurrently, in the order maubot runs them.
 
     maubot 0.6.0 was seen to run two stacked passives bottom then top, and three top, bottom,

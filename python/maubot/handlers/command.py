@@ -415,9 +415,7 @@ class CommandHandler(_CommandAttributes, HandlerDescriptor):
                 return True, await sub._run(instance, evt, text[len(word) :], args)
         return False, None
 
-    async def _parse_arguments(
-        self, instance: Any, evt: Any, text: str
-    ) -> tuple[str, dict] | None:
+    async def _parse_arguments(self, instance: Any, evt: Any, text: str) -> tuple[str, dict] | None:
         """Match every argument in order; ``None`` once the user has been answered."""
         values: dict[str, Any] = {}
         for arg in self.arguments:
