@@ -6,15 +6,18 @@
 //! the worker is started again with backoff (1 s doubling to 60 s) with the same instances.
 
 mod env;
+mod in_flight;
 mod interpreter;
 mod packages;
 mod process;
+mod restart;
 mod sandbox;
 mod worker;
 mod zygote;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -22,8 +25,12 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use maubot_types::config::PythonHost;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::env::{Environment, Prepared};
+use self::in_flight::Delivery;
+use self::restart::Restart;
 use self::sandbox::{Grants, Sandbox};
 use self::worker::{Inbound, Worker};
 use self::zygote::Zygotes;
@@ -84,6 +91,9 @@ impl PluginRuntime for PythonRuntime {
             worker: Mutex::new(None),
             running: Mutex::new(BTreeMap::new()),
             restarting: Mutex::new(BTreeMap::new()),
+            dropped: AtomicU64::new(0),
+            watchers: TaskTracker::new(),
+            unloaded: CancellationToken::new(),
             admitted: Mutex::new(BTreeSet::new()),
             served: Mutex::new(BTreeSet::new()),
             granted: Mutex::new(None),
@@ -111,7 +121,12 @@ struct PythonPlugin {
     /// Instances running in the current worker, with what they were started with.
     running: Mutex<BTreeMap<String, InstanceStart>>,
     /// Instances of a worker that died, waiting to be started in the next one.
-    restarting: Mutex<BTreeMap<String, InstanceStart>>,
+    restarting: Mutex<BTreeMap<String, Restart>>,
+    /// Events dropped because the worker had too many unfinished (for the log).
+    dropped: AtomicU64,
+    /// The workers' liveness checks and restarts, ended by `unload`.
+    watchers: TaskTracker,
+    unloaded: CancellationToken,
     /// The instances the worker may act for: from the start request until the stop's answer
     /// (a plugin makes requests and saves its config in `start()` and `stop()` too). Whatever
     /// the worker names, it acts for these only.
@@ -271,97 +286,6 @@ impl PythonPlugin {
         *lock(&self.worker) = Some(Arc::clone(&worker));
         self.spawn_watchers(&worker);
         Ok(worker)
-    }
-
-    /// Liveness checks, and the restart after a crash.
-    fn spawn_watchers(&self, worker: &Arc<Worker>) {
-        let interval = seconds(self.settings.ping_interval);
-        let timeout = seconds(self.settings.ping_timeout);
-        let pinged = Arc::downgrade(worker);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let Some(worker) = pinged.upgrade().filter(|w| !w.is_dead()) else {
-                    return;
-                };
-                let _ = worker
-                    .request_within("ping", json!({}), timeout, "A liveness check")
-                    .await;
-            }
-        });
-        let watched = Arc::clone(worker);
-        let plugin = self.this.clone();
-        let spawned = Instant::now();
-        tokio::spawn(async move {
-            let reason = watched.died().await;
-            if let Some(plugin) = plugin.upgrade() {
-                plugin
-                    .worker_died(&watched, reason, spawned.elapsed())
-                    .await;
-            }
-        });
-    }
-
-    async fn worker_died(&self, worker: &Arc<Worker>, reason: String, lived: Duration) {
-        {
-            let mut current = lock(&self.worker);
-            // A worker let go or replaced before it ended: its instances are not its any more.
-            if !current.as_ref().is_some_and(|w| Arc::ptr_eq(w, worker)) {
-                return;
-            }
-            *current = None;
-        }
-        lock(&self.admitted).clear();
-        if reason.is_empty() {
-            return;
-        }
-        let failed = std::mem::take(&mut *lock(&self.running));
-        if failed.is_empty() {
-            return;
-        }
-        let reason = format!("The plugin's Python worker failed: {reason}");
-        for id in failed.keys() {
-            self.host.instance_failed(id, reason.clone());
-        }
-        lock(&self.restarting).extend(failed);
-        let mut delay = {
-            let mut ops = self.ops.lock().await;
-            let delay = match ops.next {
-                Some(previous) if lived < HEALTHY_AFTER => (previous * 2).min(BACKOFF_MAX),
-                _ => BACKOFF_START,
-            };
-            ops.next = Some(delay);
-            delay
-        };
-        loop {
-            tracing::info!(
-                target: LOG, plugin = %self.id(), seconds = delay.as_secs(),
-                "Restarting the Python worker after a failure"
-            );
-            tokio::time::sleep(delay).await;
-            let _ops = self.ops.lock().await;
-            // What is still wanted: stops and new starts through the API took theirs out.
-            if lock(&self.restarting).is_empty() {
-                return;
-            }
-            // The current worker if a start through the API brought one up meanwhile.
-            let worker = match self.worker().await {
-                Ok(worker) => worker,
-                Err(err) => {
-                    tracing::warn!(target: LOG, plugin = %self.id(), error = %err, "Could not restart the Python worker");
-                    delay = (delay * 2).min(BACKOFF_MAX);
-                    continue;
-                }
-            };
-            let wanted = std::mem::take(&mut *lock(&self.restarting));
-            for (id, instance) in wanted {
-                match self.start_in(&worker, instance).await {
-                    Ok(started) => self.host.instance_recovered(&id, started),
-                    Err(err) => self.host.instance_gave_up(&id, err),
-                }
-            }
-            return;
-        }
     }
 
     /// Stops an instance in `worker` (the plugin's own `stop()` errors are only logged).
@@ -531,25 +455,7 @@ impl LoadedPlugin for PythonPlugin {
     }
 
     fn deliver(&self, instance_id: &str, event: Arc<Value>) {
-        if !lock(&self.running).contains_key(instance_id) {
-            return;
-        }
-        let Some(worker) = self.current_worker() else {
-            return;
-        };
-        let answer = worker.request(
-            "event",
-            json!({ "instance_id": instance_id, "event": &*event }),
-        );
-        let instance_id = instance_id.to_owned();
-        tokio::spawn(async move {
-            if let Err(err) = answer.await {
-                tracing::warn!(
-                    target: LOG, instance = %instance_id, error = %err,
-                    "An event handler failed"
-                );
-            }
-        });
+        self.hand_over(instance_id, Delivery::new(event));
     }
 
     async fn web_request(
@@ -594,8 +500,8 @@ impl LoadedPlugin for PythonPlugin {
     }
 
     async fn config_updated(&self, instance_id: &str, config: &str) -> Result<(), RuntimeError> {
-        if let Some(instance) = lock(&self.restarting).get_mut(instance_id) {
-            instance.config = config.to_owned();
+        if let Some(restart) = lock(&self.restarting).get_mut(instance_id) {
+            restart.start.config = config.to_owned();
         }
         if let Some(instance) = lock(&self.running).get_mut(instance_id) {
             instance.config = config.to_owned();
@@ -619,6 +525,10 @@ impl LoadedPlugin for PythonPlugin {
     }
 
     async fn unload(&self) {
+        // First, as a restart under way waits for `ops`.
+        self.unloaded.cancel();
+        self.watchers.close();
+        self.watchers.wait().await;
         let _ops = self.ops.lock().await;
         lock(&self.running).clear();
         lock(&self.restarting).clear();

@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufRead
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::env::Prepared;
+use super::in_flight::{Delivery, InFlight, Refused, Unhandled};
 use super::process::{Launch, WorkerProcess};
 use super::sandbox::Sandbox;
 use super::zygote::Zygote;
@@ -30,6 +31,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_MESSAGE: usize = 192 * 1024 * 1024;
 /// The longest line of a worker's own output that is logged; the rest of it is dropped.
 const MAX_OUTPUT_LINE: usize = 16 * 1024;
+/// How long the rest of a dead worker's messages may take to be read.
+const READ_REST: Duration = Duration::from_secs(2);
 /// Requests of one worker the server works on at once; further ones wait to be read.
 const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 
@@ -52,6 +55,10 @@ pub struct Worker {
     next_id: AtomicU64,
     /// Set once, with the reason, when the worker is gone.
     dead: watch::Receiver<Option<String>>,
+    /// Events handed over and not finished with.
+    events: Arc<InFlight>,
+    /// Set once everything the worker wrote was read.
+    read_all: watch::Receiver<bool>,
     kill: mpsc::UnboundedSender<String>,
     /// The worker's home, temporary and working folder; removed with the worker.
     _home: tempfile::TempDir,
@@ -111,16 +118,22 @@ impl Worker {
         });
 
         let pending: Pending = Arc::default();
+        let events: Arc<InFlight> = Arc::default();
+        let (read_all_tx, read_all) = watch::channel(false);
         let (dead_tx, dead) = watch::channel(None);
         let (kill, kill_rx) = mpsc::unbounded_channel();
         let (hello_tx, hello_rx) = oneshot::channel();
         tokio::spawn(read_loop(
             read,
-            out.clone(),
-            Arc::clone(&pending),
+            Replies {
+                out: out.clone(),
+                pending: Arc::clone(&pending),
+                events: Arc::clone(&events),
+            },
             inbound,
             hello_tx,
             plugin_id.to_owned(),
+            read_all_tx,
         ));
         tokio::spawn(watch_process(
             child,
@@ -136,6 +149,8 @@ impl Worker {
             pending,
             next_id: AtomicU64::new(1),
             dead,
+            events,
+            read_all,
             kill,
             _home: home,
         });
@@ -197,6 +212,29 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Hands an event to one of the worker's instances; its answer is only logged if it is an
+    /// error. Refused when the worker has too many unfinished events, or is gone.
+    /// A worker that died still takes events until [`Worker::unhandled_events`]: they count as
+    /// unread, for the next worker.
+    pub fn deliver(&self, instance_id: &str, delivery: Delivery) -> Result<(), Refused> {
+        self.events.admit(instance_id, delivery, |event| {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let params = json!({ "instance_id": instance_id, "event": event });
+            let line = json!({ "id": id, "method": "event", "params": params }).to_string();
+            let _ = self.out.send(line);
+            id
+        })
+    }
+
+    /// What the worker, now gone, left unfinished (once everything it wrote before it ended
+    /// was read, so that its last answers count). Events are refused as gone from then on.
+    pub async fn unhandled_events(&self) -> Unhandled {
+        let mut read_all = self.read_all.clone();
+        // A descendant the plugin left behind may hold the socket open: not for long.
+        let _ = tokio::time::timeout(READ_REST, read_all.wait_for(|done| *done)).await;
+        self.events.close()
     }
 
     /// A request with a deadline; past it, the worker is killed, since a worker that does not
@@ -282,13 +320,47 @@ fn unavailable(reason: &Option<String>) -> RuntimeError {
     })
 }
 
-async fn read_loop(
-    read: tokio::net::unix::OwnedReadHalf,
+/// Where the worker's answers go: the requests waiting for them, and the events in flight.
+struct Replies {
     out: mpsc::UnboundedSender<String>,
     pending: Pending,
+    events: Arc<InFlight>,
+}
+
+impl Replies {
+    fn answer(&self, id: u64, message: &Value, plugin_id: &str) {
+        let error = message.get("error");
+        if let Some(tx) = lock(&self.pending).remove(&id) {
+            let answer = match error {
+                Some(error) => Err(RuntimeError::Plugin {
+                    message: error["message"]
+                        .as_str()
+                        .unwrap_or("unknown error")
+                        .to_owned(),
+                    detail: error["traceback"].as_str().map(str::to_owned),
+                }),
+                None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
+            };
+            let _ = tx.send(answer);
+        } else if let Some(instance) = self.events.answered(id)
+            && let Some(error) = error
+        {
+            tracing::warn!(
+                target: LOG, plugin = %plugin_id, instance = %instance,
+                error = error["message"].as_str().unwrap_or("unknown error"),
+                "An event handler failed"
+            );
+        }
+    }
+}
+
+async fn read_loop(
+    read: tokio::net::unix::OwnedReadHalf,
+    replies: Replies,
     inbound: Arc<dyn Inbound>,
     hello: oneshot::Sender<Value>,
     plugin_id: String,
+    read_all: watch::Sender<bool>,
 ) {
     let mut hello = Some(hello);
     let mut reader = BufReader::new(read);
@@ -310,13 +382,18 @@ async fn read_loop(
                     let _ = hello.send(message["params"].clone());
                 }
             }
+            (Some("events_read"), None) => {
+                if let Some(up_to) = message["params"]["up_to"].as_u64() {
+                    replies.events.read(up_to);
+                }
+            }
             (Some(method), None) => inbound.notify(method, message["params"].clone()),
             (Some(method), Some(id)) => {
                 let Ok(slot) = Arc::clone(&in_flight).acquire_owned().await else {
                     break;
                 };
                 let inbound = Arc::clone(&inbound);
-                let out = out.clone();
+                let out = replies.out.clone();
                 let method = method.to_owned();
                 let params = message["params"].clone();
                 tokio::spawn(async move {
@@ -330,25 +407,11 @@ async fn read_loop(
                     drop(slot);
                 });
             }
-            (None, Some(id)) => {
-                let Some(tx) = lock(&pending).remove(&id) else {
-                    continue;
-                };
-                let answer = match message.get("error") {
-                    Some(error) => Err(RuntimeError::Plugin {
-                        message: error["message"]
-                            .as_str()
-                            .unwrap_or("unknown error")
-                            .to_owned(),
-                        detail: error["traceback"].as_str().map(str::to_owned),
-                    }),
-                    None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
-                };
-                let _ = tx.send(answer);
-            }
+            (None, Some(id)) => replies.answer(id, &message, &plugin_id),
             (None, None) => {}
         }
     }
+    let _ = read_all.send(true);
 }
 
 /// Waits for the process to exit or to be killed; then records why and fails what is pending.
