@@ -1,6 +1,7 @@
 //! An instance's pump: the task that hands its bot's events to the runtime running it. While an
-//! instance switches to new code (its plugin is replaced), the pump holds the events instead,
-//! and hands them to the new code once that runs, so that none is lost in between.
+//! instance switches to new code (its plugin is replaced) or its runtime brings it back after a
+//! crash, the pump holds the events instead, and hands them on once the instance runs again, so
+//! that none is lost in between.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,7 +120,7 @@ fn pass(instance_id: &str, target: &Mutex<Target>, event: Arc<Value>) {
             } else {
                 *dropped += 1;
                 if *dropped == 1 {
-                    tracing::warn!(target: LOG, instance = %instance_id, "Events are dropped while the instance switches code: more than {HELD_MAX} arrived");
+                    tracing::warn!(target: LOG, instance = %instance_id, "Events are dropped while the instance is not running: more than {HELD_MAX} arrived");
                 }
             }
             return;

@@ -53,35 +53,10 @@ async fn upload_built(server: &TestServer, token: &str, project: PathBuf) -> Val
 
 /// The room's messages from `sender` whose body `check` accepts, newest first.
 async fn messages_from(room: &Room, sender: &str, check: impl Fn(&str) -> bool) -> Vec<Value> {
-    let mut found = Vec::new();
-    let mut from: Option<String> = None;
-    loop {
-        let mut path = format!("rooms/{}/messages?dir=b&limit=100", room.id);
-        if let Some(token) = &from {
-            path.push_str(&format!("&from={token}"));
-        }
-        let page = matrix_call(
-            Synapse::shared(),
-            &room.tester.access_token,
-            reqwest::Method::GET,
-            &path,
-            json!({}),
-        )
-        .await;
-        let chunk = page["chunk"].as_array().cloned().unwrap_or_default();
-        found.extend(
-            chunk
-                .iter()
-                .filter(|e| {
-                    e["sender"] == sender && e["content"]["body"].as_str().is_some_and(&check)
-                })
-                .cloned(),
-        );
-        match page["end"].as_str() {
-            Some(end) if !chunk.is_empty() => from = Some(end.to_owned()),
-            _ => return found,
-        }
-    }
+    room.messages_from(sender, |e| {
+        e["content"]["body"].as_str().is_some_and(&check)
+    })
+    .await
 }
 
 mod wasm_examples_answer_keep_their_state_and_serve_their_web_app {
@@ -120,6 +95,30 @@ async fn examples(server: TestServer) {
         "the base config: {counter}"
     );
     create_instance(&server, &token, "hook1", WEBHOOK, &bot).await;
+    // A config that lacks a key of the base config gets it; its own keys stay. (The instance
+    // is disabled, so that one counter answers the commands below.)
+    let (status, partial) = put_instance(
+        &server,
+        &token,
+        "counter-partial",
+        json!({ "type": COUNTER, "primary_user": bot, "config": "note: mine\n" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{partial}");
+    let config = partial["config"].as_str().unwrap_or_default();
+    assert!(
+        config.contains("note: mine") && config.contains("greeting: Hello from the counter!"),
+        "{partial}"
+    );
+    let (status, disabled) = put_instance(
+        &server,
+        &token,
+        "counter-partial",
+        json!({ "enabled": false }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert_eq!(disabled["config"], partial["config"], "{disabled}");
 
     // Commands with arguments.
     room.expect_reply(&bot, "!ping", "pong").await;
@@ -298,8 +297,10 @@ async fn hostile_wasm_plugins_are_contained_to_their_own_instance() {
 
     // Endless loops, an allocation bomb and a panic each end in a trap; the instance is made
     // again and answers, and the other instance never stopped answering.
+    let mut trapped = Vec::new();
     for (name, command) in [("spin", "!spin"), ("bomb", "!bomb"), ("panic", "!panic")] {
         let bot = hostile_bot(&server, &token, &room, name).await;
+        trapped.push(bot.clone());
         room.say(command).await;
         still_answers(&room, &good, name).await;
         let failed = wait_for_instance(&server, &token, name, "the trap reported", |i| {
@@ -317,6 +318,16 @@ async fn hostile_wasm_plugins_are_contained_to_their_own_instance() {
         assert_eq!(instance["enabled"], true, "{instance}");
         room.expect_reply(&bot, "!alive", "alive").await;
     }
+
+    // What arrives while a trapped instance waits out its backoff is handled once it runs
+    // again. A second trap within a minute doubles the backoff to 2 s: time enough for a
+    // message sent after the trap was reported to arrive meanwhile.
+    room.say("!panic").await;
+    wait_for_instance(&server, &token, "panic", "the second trap reported", |i| {
+        i["started"] == false
+    })
+    .await;
+    room.expect_reply(&trapped[2], "!alive", "alive").await;
 
     // 10,000 sends in a burst: most are refused by the instance's rate limit, and few reach
     // the room.

@@ -1,0 +1,217 @@
+//! Instances through the API: create, update, rename and delete, each stored before it takes
+//! effect, as maubot does.
+
+use std::sync::Arc;
+
+use super::store::{self, InstanceRecord};
+use super::{
+    Error, Instance, InstanceRequest, InstanceView, LOG, PluginHost, Result, check_instance_id,
+    database,
+};
+use crate::runtime::LoadedPlugin;
+use crate::sync::lock;
+
+impl PluginHost {
+    /// `PUT /instance/{id}`: creates the instance (`true`) or updates it.
+    pub async fn put_instance(
+        &self,
+        id: &str,
+        request: InstanceRequest,
+    ) -> Result<(bool, InstanceView)> {
+        let _ops = self.ops.lock().await;
+        if lock(&self.state).instances.contains_key(id) {
+            Ok((false, self.update_instance(id, request).await?))
+        } else {
+            Ok((true, self.create_instance(id, request).await?))
+        }
+    }
+
+    /// A new instance. Call with `ops` held.
+    pub(super) async fn create_instance(
+        &self,
+        id: &str,
+        request: InstanceRequest,
+    ) -> Result<InstanceView> {
+        check_instance_id(id)?;
+        let plugin = request
+            .plugin
+            .filter(|p| !p.is_empty())
+            .ok_or(Error::PluginTypeRequired)?;
+        let primary_user = request
+            .primary_user
+            .filter(|p| !p.is_empty())
+            .ok_or(Error::PrimaryUserRequired)?;
+        if self.clients.get(&primary_user).await.is_none() {
+            return Err(Error::PrimaryUserNotFound);
+        }
+        if !lock(&self.state).plugins.contains_key(&plugin) {
+            return Err(Error::PluginTypeNotFound);
+        }
+        let record = InstanceRecord {
+            id: id.to_owned(),
+            plugin,
+            enabled: request.enabled.unwrap_or(true),
+            primary_user,
+            config: request.config.unwrap_or_default(),
+            database_engine: None,
+        };
+        store::insert(&self.db, &record).await?;
+        let enabled = record.enabled;
+        lock(&self.state)
+            .instances
+            .insert(id.to_owned(), Instance::new(record));
+        if enabled {
+            let _ = self.start_instance(id, true).await;
+        }
+        self.instance(id)
+    }
+
+    /// An existing instance changed in maubot's order: primary user, ID, enabled, config,
+    /// started, type. Call with `ops` held.
+    pub(super) async fn update_instance(
+        &self,
+        id: &str,
+        request: InstanceRequest,
+    ) -> Result<InstanceView> {
+        let mut id = id.to_owned();
+        let current = self.record(&id)?;
+
+        if let Some(user) = request.primary_user.filter(|u| *u != current.primary_user) {
+            if self.clients.get(&user).await.is_none() {
+                return Err(Error::PrimaryUserNotFound);
+            }
+            let was_started = self.stop_instance(&id).await;
+            self.change(&id, |r| r.primary_user = user).await?;
+            if was_started {
+                let _ = self.start_instance(&id, true).await;
+            }
+        }
+        // maubot lower-cases the new ID too, so that it can be reached from a path.
+        if let Some(new_id) = request
+            .id
+            .map(|n| n.to_lowercase())
+            .filter(|n| *n != id && !n.is_empty())
+        {
+            self.rename_instance(&id, &new_id).await?;
+            id = new_id;
+        }
+        if let Some(enabled) = request.enabled {
+            // As in maubot, this only decides about future starts; `started` stops.
+            self.change(&id, |r| r.enabled = enabled).await?;
+        }
+        if let Some(config) = request.config {
+            self.change(&id, |r| r.config = config.clone()).await?;
+            // As in maubot, a running plugin hears of every config the API stores.
+            if let Some(code) = self.running_code(&id)
+                && let Err(err) = code.config_updated(&id, &config).await
+            {
+                tracing::error!(target: LOG, instance = %id, error = %err, "The plugin failed to apply its new config");
+            }
+        }
+        match request.started {
+            Some(true) => {
+                let _ = self.start_instance(&id, true).await;
+            }
+            Some(false) => {
+                self.stop_instance(&id).await;
+            }
+            None => {}
+        }
+        let plugin_exists = |p: &String| lock(&self.state).plugins.contains_key(p);
+        if let Some(plugin) = request
+            .plugin
+            .filter(|p| *p != self.record(&id).map(|r| r.plugin).unwrap_or_default())
+            // An unknown type is ignored, as in maubot.
+            .filter(plugin_exists)
+        {
+            let was_started = self.stop_instance(&id).await;
+            self.change(&id, |r| r.plugin = plugin).await?;
+            if was_started {
+                let _ = self.start_instance(&id, true).await;
+            }
+        }
+        self.instance(&id)
+    }
+
+    /// Renames an instance, with its database (maubot renames only the row).
+    pub(super) async fn rename_instance(&self, id: &str, new_id: &str) -> Result<()> {
+        check_instance_id(new_id)?;
+        if lock(&self.state).instances.contains_key(new_id) {
+            return Err(Error::InstanceExists(new_id.to_owned()));
+        }
+        let was_started = self.stop_instance(id).await;
+        let mut record = self.record(id)?;
+        let engine = database::Engine::recorded(record.database_engine.as_deref());
+        if let Err(err) = self.databases.rename(id, new_id, engine).await {
+            // Renamed without its data, the instance would start empty: keep the old name.
+            if was_started {
+                let _ = self.start_instance(id, true).await;
+            }
+            return Err(Error::Io(format!(
+                "Cannot move the instance's database: {err}"
+            )));
+        }
+        record.id = new_id.to_owned();
+        store::update(&self.db, id, &record).await?;
+        {
+            let mut state = lock(&self.state);
+            if let Some(mut instance) = state.instances.remove(id) {
+                instance.record = record;
+                state.instances.insert(new_id.to_owned(), instance);
+            }
+        }
+        if was_started {
+            let _ = self.start_instance(new_id, true).await;
+        }
+        Ok(())
+    }
+
+    /// `DELETE /instance/{id}`: stopped, its row and (if opened) its database removed.
+    pub async fn delete_instance(&self, id: &str) -> Result<()> {
+        let _ops = self.ops.lock().await;
+        self.record(id)?;
+        self.stop_instance(id).await;
+        store::delete(&self.db, id).await?;
+        let removed = lock(&self.state).instances.remove(id);
+        if let Some(instance) = removed.filter(|i| i.database_opened) {
+            let engine = database::Engine::recorded(instance.record.database_engine.as_deref());
+            self.databases
+                .remove(id, engine, &self.config.plugin_directories.trash)
+                .await;
+        }
+        Ok(())
+    }
+
+    pub(super) fn record(&self, id: &str) -> Result<InstanceRecord> {
+        lock(&self.state)
+            .instances
+            .get(id)
+            .map(|i| i.record.clone())
+            .ok_or(Error::InstanceNotFound)
+    }
+
+    /// Changes a row in memory and in the database.
+    pub(super) async fn change(
+        &self,
+        id: &str,
+        edit: impl FnOnce(&mut InstanceRecord),
+    ) -> Result<()> {
+        let record = {
+            let mut state = lock(&self.state);
+            let instance = state.instances.get_mut(id).ok_or(Error::InstanceNotFound)?;
+            edit(&mut instance.record);
+            instance.record.clone()
+        };
+        store::update(&self.db, id, &record).await?;
+        Ok(())
+    }
+
+    pub(super) fn running_code(&self, id: &str) -> Option<Arc<dyn LoadedPlugin>> {
+        let state = lock(&self.state);
+        let instance = state.instances.get(id).filter(|i| i.started)?;
+        state
+            .plugins
+            .get(&instance.record.plugin)
+            .map(|p| Arc::clone(&p.code))
+    }
+}
