@@ -39,6 +39,35 @@ pub enum BotEvent {
     },
 }
 
+/// A bot's event as every subscriber gets it: shared, with what the first subscriber makes of it
+/// kept for the others (each instance on the bot reads the event as the same JSON, so that is
+/// made once per bot rather than once per instance).
+#[derive(Debug)]
+pub struct SharedEvent {
+    pub event: BotEvent,
+    derived: std::sync::OnceLock<Option<Arc<serde_json::Value>>>,
+}
+
+impl SharedEvent {
+    fn new(event: BotEvent) -> Arc<Self> {
+        Arc::new(Self {
+            event,
+            derived: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// `derive(event)`, made by the first subscriber that asks; subscribers must all derive the
+    /// same way.
+    pub fn derived(
+        &self,
+        derive: impl FnOnce(&BotEvent) -> Option<serde_json::Value>,
+    ) -> Option<Arc<serde_json::Value>> {
+        self.derived
+            .get_or_init(|| derive(&self.event).map(Arc::new))
+            .clone()
+    }
+}
+
 /// tracing targets are static; the client's ID is the `client` field, and log viewers name the
 /// logger `maubot.client.<id>` from it.
 const LOG: &str = "maubot.client";
@@ -135,7 +164,7 @@ impl Bot {
     }
 
     /// The bot's events, for plugin runtimes. Each subscriber gets every event from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<BotEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SharedEvent>> {
         self.events.subscribe()
     }
 
@@ -388,10 +417,10 @@ impl Bot {
                     .unwrap_or(0);
                 if live && unix_millis().saturating_sub(sent_at) <= MAX_EVENT_AGE.as_millis() as u64
                 {
-                    events.send(BotEvent::Timeline {
+                    events.send(SharedEvent::new(BotEvent::Timeline {
                         room_id: room.room_id().to_owned(),
                         event,
-                    });
+                    }));
                 }
             }
         });
@@ -402,10 +431,10 @@ impl Bot {
                 async move {
                     let own = client.user_id().is_some_and(|id| id == event.state_key);
                     if own && event.content.membership == MembershipState::Invite {
-                        events.send(BotEvent::Invite {
+                        events.send(SharedEvent::new(BotEvent::Invite {
                             room_id: room.room_id().to_owned(),
                             sender: event.sender.to_string(),
-                        });
+                        }));
                     }
                 }
             },

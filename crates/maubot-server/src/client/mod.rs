@@ -12,7 +12,7 @@ pub mod store;
 use maubot_types::secret::Secret;
 use serde::{Deserialize, Serialize};
 
-pub use bot::{Bot, BotEvent};
+pub use bot::{Bot, BotEvent, SharedEvent};
 pub use manager::ClientManager;
 pub use session::BotStores;
 

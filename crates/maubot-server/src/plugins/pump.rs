@@ -67,8 +67,8 @@ impl Pump {
                         if tracing::enabled!(target: TIMING, tracing::Level::DEBUG) {
                             last_event.mark();
                         }
-                        if let Some(json) = events::to_json(&event, &own) {
-                            pass(&id, &pumped, Arc::new(json));
+                        if let Some(json) = event.derived(|e| events::to_json(e, &own)) {
+                            pass(&id, &pumped, json);
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {

@@ -857,7 +857,7 @@ async fn encrypted_rooms_work_both_ways_and_across_restarts(backend: Backend) {
                 .await
                 .unwrap_or_else(|_| panic!("the bot never saw `{text}` decrypted"))
                 .expect("event stream");
-            if let maubot_server::client::BotEvent::Timeline { event, .. } = event
+            if let maubot_server::client::BotEvent::Timeline { event, .. } = &event.event
                 && let Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
                     message,
                 ))) = event.deserialize()

@@ -8,6 +8,7 @@ mod binary;
 mod clients;
 mod database;
 mod errors;
+mod event_path;
 mod limits;
 mod logs;
 mod plugins;

@@ -888,7 +888,7 @@ async fn failing_plugins_are_reported_and_isolated() {
     // arrive while it restarts): each is answered once. The `!hang` goes to the next worker
     // too, which hangs as well; after that it is dropped, and the third worker answers.
     let mut asked = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..50 {
         asked.push(room.say("!alive").await);
     }
     room.expect_reply(&bot, "!ping", "pong").await;
