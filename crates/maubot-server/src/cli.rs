@@ -24,4 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Read a password from standard input and print its bcrypt hash, for the `admins` section.
     HashPassword,
+    /// Prepare the Python plugin host's environment (`python_host.venv`, installed from PyPI)
+    /// and exit, so that the server needs no network for it later (container images,
+    /// installers). Reads the config file if there is one, else the defaults; with the
+    /// `MAUBOT_*` overrides either way. Never writes the config.
+    PreparePython,
 }

@@ -56,6 +56,26 @@ pub fn load_or_create(path: &Path) -> Result<ConfigFile, ConfigFileError> {
     Ok(ConfigFile { loaded, created })
 }
 
+/// Loads `path` with the process's `MAUBOT_*` environment overrides if it exists, else the
+/// defaults with them; never writes a file (for commands that only read the config).
+pub fn load_existing(path: &Path) -> Result<Loaded, ConfigFileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(ConfigFileError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    config::parse_with_env(&text, std::env::vars()).map_err(|source| ConfigFileError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Writes a new file readable only by its owner (it holds the secret), refusing to replace one
 /// that appeared meanwhile.
 fn write_new(path: &Path, text: &str) -> std::io::Result<()> {

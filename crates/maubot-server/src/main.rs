@@ -7,8 +7,9 @@ use maubot_server::{config_file, logging, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match &cli.command {
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::PreparePython) => prepare_python(&cli),
         None => serve(&cli),
     }
 }
@@ -81,6 +82,37 @@ fn announce_new_config(path: &std::path::Path, config: &maubot_types::config::Co
         "Log in as root with `POST /_matrix/maubot/v1/auth/login {{\"secret\": \"...\"}}`, or add \
          admins with passwords (`maubot hash-password`) to the config's `admins` section."
     );
+}
+
+#[allow(clippy::print_stdout)]
+fn prepare_python(cli: &Cli) -> ExitCode {
+    let config = match config_file::load_existing(&cli.config) {
+        Ok(loaded) => loaded.config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(&config.logging);
+    let prepared = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| {
+            runtime
+                .block_on(maubot_server::runtime::python::prepare_environment(
+                    &config.python_host,
+                ))
+                .map_err(|e| e.to_string())
+        });
+    match prepared {
+        Ok(python) => {
+            println!("The Python plugin host is ready: {}", python.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[allow(clippy::print_stdout)]

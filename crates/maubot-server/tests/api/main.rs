@@ -7,6 +7,7 @@ mod auth;
 mod binary;
 mod clients;
 mod database;
+mod deploy;
 mod errors;
 mod event_path;
 mod limits;
