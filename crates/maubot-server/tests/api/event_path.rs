@@ -65,3 +65,96 @@ async fn a_burst_of_messages_is_handled_completely_and_in_order() {
     assert_eq!(handled, expected, "handled out of the order sent");
     server.stop().await;
 }
+
+/// The worker's process ID, as the blocker plugin's worker says.
+async fn worker_pid(room: &Room, bot: &str) -> i32 {
+    let asked = room.say("!pid").await;
+    let reply = room
+        .message_from(bot, "the worker's pid", |e| {
+            e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == asked.as_str()
+        })
+        .await;
+    let body = reply["content"]["body"].as_str().unwrap_or_default();
+    body.rsplit(' ')
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("not a pid: {body}"))
+}
+
+/// How many replies of the bot each of `asked` has, as soon as each has at least one (or after
+/// 60 s).
+async fn answers(room: &Room, bot: &str, asked: &[String]) -> Vec<usize> {
+    let answered = |e: &serde_json::Value, question: &str| {
+        e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == question
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let replies = room
+            .messages_from(bot, |e| asked.iter().any(|a| answered(e, a)))
+            .await;
+        let counts: Vec<usize> = asked
+            .iter()
+            .map(|a| replies.iter().filter(|r| answered(r, a)).count())
+            .collect();
+        if counts.iter().all(|&n| n > 0) || Instant::now() > deadline {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A worker stopped (SIGSTOP) or killed (SIGKILL) while messages arrive: the liveness check or
+/// the exit is noticed, the worker replaced, and every message answered; another plugin's
+/// instance on the same bot answers all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_faults_lose_no_message() {
+    let (server, synapse) = python_server("worker_faults").await;
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(&server, &token).await;
+    upload_plugin(&server, &token, "echo").await;
+    upload_plugin(&server, &token, "blocker").await;
+    create_instance(&server, &token, "echo1", ECHO, &bot).await;
+    create_instance(
+        &server,
+        &token,
+        "blocker1",
+        "xyz.maubot-rs.test.blocker",
+        &bot,
+    )
+    .await;
+    let room = Room::with_bot(synapse, &bot).await;
+    room.expect_reply(&bot, "!alive", "alive").await;
+
+    for signal in [libc::SIGSTOP, libc::SIGKILL] {
+        let pid = worker_pid(&room, &bot).await;
+        let mut asked = Vec::new();
+        for n in 0..30 {
+            if n == 10 {
+                // SAFETY: a plain kill(2) of the worker process the test's server started.
+                #[allow(unsafe_code)]
+                let sent = unsafe { libc::kill(pid, signal) };
+                assert_eq!(sent, 0, "kill {pid}");
+            }
+            asked.push(room.say("!alive").await);
+        }
+        room.expect_reply(&bot, "!ping", "pong").await;
+        let counts = answers(&room, &bot, &asked).await;
+        assert!(
+            counts.iter().all(|&n| n > 0),
+            "signal {signal}: answers per message {counts:?}"
+        );
+        // Only a message whose handler was running when the worker stopped goes to the next
+        // worker a second time (its reply may be out already): one or two here.
+        let twice = counts.iter().filter(|&&n| n > 1).count();
+        assert!(
+            twice <= 2,
+            "signal {signal}: answers per message {counts:?}"
+        );
+        assert_ne!(
+            worker_pid(&room, &bot).await,
+            pid,
+            "the worker was replaced"
+        );
+    }
+    server.stop().await;
+}

@@ -3,7 +3,7 @@
 `!hang`, or `hang_in_start: true` in the config, blocks the event loop forever (the thread
 sleeps, so the worker stops answering anything, pings included). `!crash` ends the worker
 process at once (exit status 3). `!alive` answers "alive", `!parent` the worker's parent's
-process ID.
+process ID, `!pid` the worker's own.
 """
 
 import os
@@ -52,3 +52,7 @@ class BlockerBot(Plugin):
     @command.new("parent", help="The worker's parent process")
     async def parent(self, evt: MessageEvent) -> None:
         await evt.reply(f"parent: {os.getppid()}")
+
+    @command.new("pid", help="The worker's process")
+    async def pid(self, evt: MessageEvent) -> None:
+        await evt.reply(f"pid: {os.getpid()}")
