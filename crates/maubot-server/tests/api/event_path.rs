@@ -81,28 +81,6 @@ async fn worker_pid(room: &Room, bot: &str) -> i32 {
         .unwrap_or_else(|| panic!("not a pid: {body}"))
 }
 
-/// How many replies of the bot each of `asked` has, as soon as each has at least one (or after
-/// 60 s).
-async fn answers(room: &Room, bot: &str, asked: &[String]) -> Vec<usize> {
-    let answered = |e: &serde_json::Value, question: &str| {
-        e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == question
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let replies = room
-            .messages_from(bot, |e| asked.iter().any(|a| answered(e, a)))
-            .await;
-        let counts: Vec<usize> = asked
-            .iter()
-            .map(|a| replies.iter().filter(|r| answered(r, a)).count())
-            .collect();
-        if counts.iter().all(|&n| n > 0) || Instant::now() > deadline {
-            return counts;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// A worker stopped (SIGSTOP) or killed (SIGKILL) while messages arrive: the liveness check or
 /// the exit is noticed, the worker replaced, and every message answered; another plugin's
 /// instance on the same bot answers all along.
@@ -138,7 +116,7 @@ async fn worker_faults_lose_no_message() {
             asked.push(room.say("!alive").await);
         }
         room.expect_reply(&bot, "!ping", "pong").await;
-        let counts = answers(&room, &bot, &asked).await;
+        let counts = room.answers(&bot, &asked).await;
         assert!(
             counts.iter().all(|&n| n > 0),
             "signal {signal}: answers per message {counts:?}"

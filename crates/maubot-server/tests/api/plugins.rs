@@ -464,7 +464,24 @@ impl Room {
             .to_owned()
     }
 
-    /// The first message from `sender` after `after` (an event ID) that `check` accepts.
+    /// A page of the room's messages, newest first, from `from` (a pagination token) on.
+    async fn page(&self, limit: usize, from: Option<&str>) -> Value {
+        let mut path = format!("rooms/{}/messages?dir=b&limit={limit}", self.id);
+        if let Some(token) = from {
+            path.push_str(&format!("&from={token}"));
+        }
+        let get = reqwest::Method::GET;
+        matrix_call(
+            self.synapse,
+            &self.tester.access_token,
+            get,
+            &path,
+            json!({}),
+        )
+        .await
+    }
+
+    /// The latest message from `sender` that `check` accepts, waiting up to 30 s for one.
     pub(crate) async fn message_from(
         &self,
         sender: &str,
@@ -472,15 +489,7 @@ impl Room {
         check: impl Fn(&Value) -> bool,
     ) -> Value {
         for _ in 0..300 {
-            let path = format!("rooms/{}/messages?dir=b&limit=50", self.id);
-            let page = matrix_call(
-                self.synapse,
-                &self.tester.access_token,
-                reqwest::Method::GET,
-                &path,
-                json!({}),
-            )
-            .await;
+            let page = self.page(50, None).await;
             if let Some(event) = page["chunk"]
                 .as_array()
                 .into_iter()
@@ -504,18 +513,7 @@ impl Room {
         let mut found = Vec::new();
         let mut from: Option<String> = None;
         loop {
-            let mut path = format!("rooms/{}/messages?dir=b&limit=100", self.id);
-            if let Some(token) = &from {
-                path.push_str(&format!("&from={token}"));
-            }
-            let page = matrix_call(
-                self.synapse,
-                &self.tester.access_token,
-                reqwest::Method::GET,
-                &path,
-                json!({}),
-            )
-            .await;
+            let page = self.page(100, from.as_deref()).await;
             let chunk = page["chunk"].as_array().cloned().unwrap_or_default();
             found.extend(
                 chunk
@@ -527,6 +525,28 @@ impl Room {
                 Some(end) if !chunk.is_empty() => from = Some(end.to_owned()),
                 _ => return found,
             }
+        }
+    }
+
+    /// How many replies of `bot` each of `asked` (event IDs) has, once each has one (or after
+    /// 60 s).
+    pub(crate) async fn answers(&self, bot: &str, asked: &[String]) -> Vec<usize> {
+        let answered = |e: &Value, question: &str| {
+            e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == question
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let replies = self
+                .messages_from(bot, |e| asked.iter().any(|a| answered(e, a)))
+                .await;
+            let counts: Vec<usize> = asked
+                .iter()
+                .map(|a| replies.iter().filter(|r| answered(r, a)).count())
+                .collect();
+            if counts.iter().all(|&n| n > 0) || std::time::Instant::now() > deadline {
+                return counts;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -904,23 +924,11 @@ async fn failing_plugins_are_reported_and_isolated() {
         i["started"] == true && i["failure"].is_null()
     })
     .await;
-    let answered = |reply: &Value, asked: &str| {
-        reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == asked
-    };
-    let mut replies = Vec::new();
-    for _ in 0..100 {
-        replies = room
-            .messages_from(&bot, |e| asked.iter().any(|a| answered(e, a)))
-            .await;
-        if replies.len() >= asked.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for question in &asked {
-        let answers = replies.iter().filter(|r| answered(r, question)).count();
-        assert_eq!(answers, 1, "answers to {question}: {replies:#?}");
-    }
+    let answers = room.answers(&bot, &asked).await;
+    assert!(
+        answers.iter().all(|&n| n == 1),
+        "answers per message: {answers:?}"
+    );
 
     // A worker that crashes: reported with its exit status, restarted.
     room.say("!crash").await;
