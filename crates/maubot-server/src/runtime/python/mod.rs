@@ -10,6 +10,7 @@ mod in_flight;
 mod interpreter;
 mod packages;
 mod process;
+mod protocol;
 mod restart;
 mod sandbox;
 mod worker;
@@ -30,13 +31,14 @@ use tokio_util::task::TaskTracker;
 
 use self::env::{Environment, Prepared};
 use self::in_flight::Delivery;
+use self::protocol::{ConfigSave, LogLevel, LogRecord, MatrixCall, Notification, WorkerRequest};
 use self::restart::Restart;
 use self::sandbox::{Grants, Sandbox};
 use self::worker::{Inbound, Worker};
 use self::zygote::Zygotes;
 use super::{
-    InstanceStart, LoadedPlugin, MatrixRequest, PluginCode, PluginRuntime, RuntimeError,
-    RuntimeHost, SECURITY, Started, WebRequest, WebResponse,
+    InstanceStart, LoadedPlugin, PluginCode, PluginRuntime, RuntimeError, RuntimeHost, SECURITY,
+    Started, WebRequest, WebResponse,
 };
 use crate::sync::lock;
 
@@ -548,53 +550,47 @@ struct Callbacks {
 
 #[async_trait]
 impl Inbound for Callbacks {
-    async fn request(&self, method: &str, params: Value) -> Result<Value, String> {
+    async fn request(&self, request: WorkerRequest) -> Result<Value, String> {
         let plugin = self.plugin.upgrade().ok_or("the plugin is gone")?;
-        match method {
-            "matrix" => {
-                let instance_id = params["instance_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
+        match request {
+            WorkerRequest::Matrix(MatrixCall {
+                instance_id,
+                request,
+            }) => {
                 if !plugin.admits(&instance_id, "matrix") {
                     return Err(format!(
                         "instance {instance_id:?} does not run in this plugin's worker"
                     ));
                 }
-                let request: MatrixRequest = serde_json::from_value(params)
-                    .map_err(|e| format!("invalid matrix request: {e}"))?;
                 let response = plugin.host.matrix_request(&instance_id, request).await;
                 serde_json::to_value(response).map_err(|e| e.to_string())
             }
-            other => Err(format!("unknown method {other}")),
         }
     }
 
-    fn notify(&self, method: &str, params: Value) {
+    fn notify(&self, notification: Notification) {
         let Some(plugin) = self.plugin.upgrade() else {
             return;
         };
-        match method {
-            "config_save" => {
-                let instance_id = params["instance_id"].as_str().unwrap_or_default();
-                let Some(config) = params["config"].as_str() else {
-                    return;
-                };
-                if !plugin.admits(instance_id, "config_save") {
+        match notification {
+            Notification::ConfigSave(ConfigSave {
+                instance_id,
+                config,
+            }) => {
+                if !plugin.admits(&instance_id, "config_save") {
                     return;
                 }
-                if let Some(instance) = lock(&plugin.running).get_mut(instance_id) {
-                    instance.config = config.to_owned();
+                if let Some(instance) = lock(&plugin.running).get_mut(&instance_id) {
+                    instance.config.clone_from(&config);
                 }
-                plugin.host.config_saved(instance_id, config.to_owned());
+                plugin.host.config_saved(&instance_id, config);
             }
-            "log" => {
-                let instance = plugin.logs_for(params["instance_id"].as_str());
-                log_record(plugin.id(), instance, &params);
+            Notification::Log(record) => {
+                let instance = plugin.logs_for(record.instance_id.as_deref());
+                log_record(plugin.id(), instance, &record);
             }
-            other => {
-                tracing::debug!(target: LOG, plugin = %plugin.id(), method = ?other, "Unknown notification from the Python worker");
-            }
+            // The connection's own.
+            Notification::Hello(_) | Notification::EventsRead { .. } => {}
         }
     }
 }
@@ -602,22 +598,21 @@ impl Inbound for Callbacks {
 /// A Python log record: under `maubot.instance.<id>` when it belongs to one of the worker's
 /// instances, else under `maubot.plugin.<plugin id>`. The Python logger's name is only a field,
 /// so that a plugin cannot log as the server.
-fn log_record(plugin_id: &str, instance: Option<&str>, params: &Value) {
-    let python_logger = params["logger"].as_str().unwrap_or("root");
-    let message = params["message"].as_str().unwrap_or_default();
-    let text = match params["exception"].as_str() {
+fn log_record(plugin_id: &str, instance: Option<&str>, record: &LogRecord) {
+    let python_logger = record.logger.as_str();
+    let message = &record.message;
+    let text = match &record.exception {
         Some(exception) => format!("{message}\n{exception}"),
-        None => message.to_owned(),
+        None => message.clone(),
     };
-    let level = params["level"].as_str().unwrap_or("INFO");
     // tracing's levels and targets are static: one call site for each.
     macro_rules! at_level {
         ($($event:tt)*) => {
-            match level {
-                "DEBUG" => tracing::debug!($($event)*),
-                "INFO" => tracing::info!($($event)*),
-                "WARNING" => tracing::warn!($($event)*),
-                _ => tracing::error!($($event)*),
+            match record.level {
+                LogLevel::Debug => tracing::debug!($($event)*),
+                LogLevel::Info => tracing::info!($($event)*),
+                LogLevel::Warning => tracing::warn!($($event)*),
+                LogLevel::Error => tracing::error!($($event)*),
             }
         };
     }

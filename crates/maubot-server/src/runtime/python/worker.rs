@@ -10,10 +10,12 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 
 use super::env::Prepared;
 use super::in_flight::{Delivery, InFlight, Refused, Unhandled};
 use super::process::{Launch, WorkerProcess};
+use super::protocol::{FromWorker, Hello, Notification, WorkerError, WorkerRequest};
 use super::sandbox::Sandbox;
 use super::zygote::Zygote;
 use crate::runtime::RuntimeError;
@@ -36,12 +38,13 @@ const READ_REST: Duration = Duration::from_secs(2);
 /// Requests of one worker the server works on at once; further ones wait to be read.
 const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 
-/// Requests and notifications the worker sends.
+/// Requests and notifications the worker sends (the protocol's own, `hello` and
+/// `events_read`, are the connection's).
 #[async_trait]
 pub trait Inbound: Send + Sync {
-    /// A request (`matrix`); the answer is the `result`.
-    async fn request(&self, method: &str, params: Value) -> Result<Value, String>;
-    fn notify(&self, method: &str, params: Value);
+    /// A request; the answer is the `result`.
+    async fn request(&self, request: WorkerRequest) -> Result<Value, String>;
+    fn notify(&self, notification: Notification);
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, RuntimeError>>>>>;
@@ -161,17 +164,19 @@ impl Worker {
             }
         };
         match hello {
-            Ok(Ok(params)) => {
-                let protocol = params.get("protocol").and_then(Value::as_u64);
-                if protocol != Some(PROTOCOL_VERSION) {
+            Ok(Ok(Hello {
+                protocol,
+                python,
+                mautrix,
+            })) => {
+                if protocol != PROTOCOL_VERSION {
                     worker.kill("it speaks another protocol version");
                     return Err(RuntimeError::Unavailable(format!(
-                        "the Python worker speaks protocol {protocol:?}, this server {PROTOCOL_VERSION}"
+                        "the Python worker speaks protocol {protocol}, this server {PROTOCOL_VERSION}"
                     )));
                 }
                 tracing::debug!(
-                    target: LOG, plugin = %plugin_id, pid, python = %params["python"],
-                    mautrix = %params["mautrix"], "Python worker started"
+                    target: LOG, plugin = %plugin_id, pid, python, mautrix, "Python worker started"
                 );
                 Ok(worker)
             }
@@ -328,29 +333,26 @@ struct Replies {
 }
 
 impl Replies {
-    fn answer(&self, id: u64, message: &Value, plugin_id: &str) {
-        let error = message.get("error");
+    fn answer(&self, id: u64, outcome: Result<Value, WorkerError>, plugin_id: &str) {
         if let Some(tx) = lock(&self.pending).remove(&id) {
-            let answer = match error {
-                Some(error) => Err(RuntimeError::Plugin {
-                    message: error["message"]
-                        .as_str()
-                        .unwrap_or("unknown error")
-                        .to_owned(),
-                    detail: error["traceback"].as_str().map(str::to_owned),
-                }),
-                None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
-            };
-            let _ = tx.send(answer);
+            let _ = tx.send(outcome.map_err(|error| RuntimeError::Plugin {
+                message: error.message.unwrap_or_else(|| "unknown error".to_owned()),
+                detail: error.traceback,
+            }));
         } else if let Some(instance) = self.events.answered(id)
-            && let Some(error) = error
+            && let Err(error) = outcome
         {
             tracing::warn!(
                 target: LOG, plugin = %plugin_id, instance = %instance,
-                error = error["message"].as_str().unwrap_or("unknown error"),
+                error = error.message.as_deref().unwrap_or("unknown error"),
                 "An event handler failed"
             );
         }
+    }
+
+    fn error(&self, id: u64, message: &str) {
+        let reply = json!({ "id": id, "error": { "message": message, "traceback": null } });
+        let _ = self.out.send(reply.to_string());
     }
 }
 
@@ -358,7 +360,7 @@ async fn read_loop(
     read: tokio::net::unix::OwnedReadHalf,
     replies: Replies,
     inbound: Arc<dyn Inbound>,
-    hello: oneshot::Sender<Value>,
+    hello: oneshot::Sender<Hello>,
     plugin_id: String,
     read_all: watch::Sender<bool>,
 ) {
@@ -366,38 +368,42 @@ async fn read_loop(
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+    // The worker's requests being answered; they end with the connection.
+    let mut requests = JoinSet::new();
     while let Ok(Some(complete)) = next_line(&mut reader, &mut line, MAX_MESSAGE).await {
+        while requests.try_join_next().is_some() {}
         if !complete {
             tracing::warn!(target: crate::runtime::SECURITY, plugin = %plugin_id, limit = MAX_MESSAGE, "The Python worker sent a message over the limit; dropped");
             continue;
         }
-        let Ok(message) = serde_json::from_slice::<Value>(&line) else {
-            tracing::warn!(target: LOG, plugin = %plugin_id, "The Python worker sent a line that is not JSON");
-            continue;
+        let message = match FromWorker::parse(&line) {
+            Ok(message) => message,
+            Err(refused) => {
+                tracing::warn!(target: LOG, plugin = %plugin_id, error = %refused, "Refused a message of the Python worker");
+                if let Some(id) = refused.request_id {
+                    replies.error(id, &refused.to_string());
+                }
+                continue;
+            }
         };
-        let id = message.get("id").and_then(Value::as_u64);
-        match (message.get("method").and_then(Value::as_str), id) {
-            (Some("hello"), None) => {
+        match message {
+            FromWorker::Notification(Notification::Hello(params)) => {
                 if let Some(hello) = hello.take() {
-                    let _ = hello.send(message["params"].clone());
+                    let _ = hello.send(params);
                 }
             }
-            (Some("events_read"), None) => {
-                if let Some(up_to) = message["params"]["up_to"].as_u64() {
-                    replies.events.read(up_to);
-                }
+            FromWorker::Notification(Notification::EventsRead { up_to }) => {
+                replies.events.read(up_to);
             }
-            (Some(method), None) => inbound.notify(method, message["params"].clone()),
-            (Some(method), Some(id)) => {
+            FromWorker::Notification(notification) => inbound.notify(notification),
+            FromWorker::Request { id, request } => {
                 let Ok(slot) = Arc::clone(&in_flight).acquire_owned().await else {
                     break;
                 };
                 let inbound = Arc::clone(&inbound);
                 let out = replies.out.clone();
-                let method = method.to_owned();
-                let params = message["params"].clone();
-                tokio::spawn(async move {
-                    let reply = match inbound.request(&method, params).await {
+                requests.spawn(async move {
+                    let reply = match inbound.request(request).await {
                         Ok(result) => json!({ "id": id, "result": result }),
                         Err(message) => {
                             json!({ "id": id, "error": { "message": message, "traceback": null } })
@@ -407,8 +413,7 @@ async fn read_loop(
                     drop(slot);
                 });
             }
-            (None, Some(id)) => replies.answer(id, &message, &plugin_id),
-            (None, None) => {}
+            FromWorker::Response { id, outcome } => replies.answer(id, outcome, &plugin_id),
         }
     }
     let _ = read_all.send(true);
