@@ -481,26 +481,36 @@ impl Room {
         .await
     }
 
-    /// The latest message from `sender` that `check` accepts, waiting up to 30 s for one.
+    /// The latest message from `sender` that `check` accepts, waiting up to 30 s for one. The
+    /// whole history is searched: a reply may land before messages its plugin sent earlier
+    /// (a flood's tally before the flood).
     pub(crate) async fn message_from(
         &self,
         sender: &str,
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        for _ in 0..300 {
-            let page = self.page(50, None).await;
-            if let Some(event) = page["chunk"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|e| e["sender"] == sender && check(e))
-            {
-                return event.clone();
+        self.message_within(Duration::from_secs(30), sender, what, check)
+            .await
+    }
+
+    /// [`Room::message_from`], waiting up to `limit`.
+    pub(crate) async fn message_within(
+        &self,
+        limit: Duration,
+        sender: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            let found = self.messages_from(sender, &check).await;
+            if let Some(event) = found.into_iter().next() {
+                return event;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no message from {sender}: {what}");
+        panic!("no message from {sender} within {limit:?}: {what}");
     }
 
     /// Every message of the room from `sender` that `check` accepts, newest first (as they

@@ -285,9 +285,14 @@ async fn still_answers(room: &Room, good: &str, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_wasm_plugins_are_contained_to_their_own_instance() {
     crate::logs::capture_logs();
-    let (server, synapse) = wasm_server(Backend::Sqlite, "wasm_hostile")
-        .await
-        .expect("sqlite");
+    // A slow refill: the flood's sends are awaited one by one, and at the default 5 a second a
+    // loaded machine (sends of 200 ms) refills the budget as fast as the flood spends it.
+    let (server, synapse) = server_with_synapse_and(Backend::Sqlite, "wasm_hostile", |config| {
+        config.server.max_body_size = 4 * 1024 * 1024;
+        config.wasm_host.sends_per_second = 0.5;
+    })
+    .await
+    .expect("sqlite");
     let token = server.root_token().await;
     let (good, _) = syncing_bot(&server, &token).await;
     let room = Room::with_bot(synapse, &good).await;
@@ -334,8 +339,10 @@ async fn hostile_wasm_plugins_are_contained_to_their_own_instance() {
     let flood = hostile_bot(&server, &token, &room, "flood").await;
     let asked = room.say("!flood").await;
     still_answers(&room, &good, "a plugin floods").await;
+    // A hundred sends one after the other, then the tally once the budget allows: on a loaded
+    // machine that takes longer than most replies.
     let reply = room
-        .message_from(&flood, "the flood's tally", |e| {
+        .message_within(Duration::from_secs(120), &flood, "the flood's tally", |e| {
             e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == asked.as_str()
         })
         .await;
