@@ -25,13 +25,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use base64::Engine as _;
 use maubot_types::config::PythonHost;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::env::{Environment, Prepared};
 use self::in_flight::Delivery;
-use self::protocol::{ConfigSave, LogLevel, LogRecord, MatrixCall, Notification, WorkerRequest};
+use self::protocol::{
+    ConfigSave, LogLevel, LogRecord, MatrixCall, Notification, ToWorker, WorkerRequest,
+};
 use self::restart::Restart;
 use self::sandbox::{Grants, Sandbox};
 use self::worker::{Inbound, Worker};
@@ -263,14 +265,13 @@ impl PythonPlugin {
             zygote.as_deref(),
         )
         .await?;
-        let params = json!({
-            "path": self.code.path,
-            "meta": self.code.meta.to_json(),
-        });
+        let load = ToWorker::Load {
+            path: &self.code.path,
+            meta: self.code.meta.to_json(),
+        };
         if let Err(err) = worker
             .request_within(
-                "load",
-                params,
+                &load,
                 seconds(self.settings.start_timeout),
                 "Loading the plugin",
             )
@@ -293,9 +294,9 @@ impl PythonPlugin {
     /// Stops an instance in `worker` (the plugin's own `stop()` errors are only logged).
     async fn stop_in(&self, worker: &Worker, instance_id: &str) {
         let what = format!("Stopping instance {instance_id}");
-        let params = json!({ "instance_id": instance_id });
+        let stop = ToWorker::Stop { instance_id };
         if let Err(err) = worker
-            .request_within("stop", params, seconds(self.settings.start_timeout), &what)
+            .request_within(&stop, seconds(self.settings.start_timeout), &what)
             .await
         {
             tracing::warn!(target: LOG, plugin = %self.id(), instance = %instance_id, error = %err, "Stopping an instance failed");
@@ -357,26 +358,12 @@ impl PythonPlugin {
         worker: &Worker,
         instance: InstanceStart,
     ) -> Result<Started, RuntimeError> {
-        let params = json!({
-            "instance_id": instance.instance_id,
-            "client": {
-                "user_id": instance.user_id,
-                "device_id": instance.device_id,
-                "homeserver": instance.homeserver,
-            },
-            "config": instance.config,
-            "database": instance.database.as_ref().map(|db| json!({
-                "url": db.url,
-                "schema": db.schema,
-                "max_conns": db.max_conns,
-            })),
-            "webapp_url": instance.webapp_url,
-        });
+        let start = ToWorker::Start(protocol::Start::of(&instance));
         let what = format!("Starting instance {}", instance.instance_id);
         lock(&self.admitted).insert(instance.instance_id.clone());
         lock(&self.served).insert(instance.instance_id.clone());
         let result = worker
-            .request_within("start", params, seconds(self.settings.start_timeout), &what)
+            .request_within(&start, seconds(self.settings.start_timeout), &what)
             .await
             // The worker died during the start: most likely the plugin's start() blocked it, so
             // this counts as the plugin's failure (the instance gets disabled).
@@ -394,11 +381,9 @@ impl PythonPlugin {
             }
         };
         lock(&self.running).insert(instance.instance_id.clone(), instance);
+        let answer: protocol::Started = serde_json::from_value(result).unwrap_or_default();
         Ok(Started {
-            base_config: result
-                .get("base_config")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            base_config: answer.base_config,
         })
     }
 }
@@ -470,34 +455,31 @@ impl LoadedPlugin for PythonPlugin {
             .filter(|_| lock(&self.running).contains_key(instance_id))
             .ok_or_else(|| RuntimeError::Unavailable("the instance is not running".into()))?;
         let base64 = base64::engine::general_purpose::STANDARD;
-        let params = json!({
-            "instance_id": instance_id,
-            "method": request.method,
-            "path": request.path,
-            "query_string": request.query_string,
-            "headers": request.headers,
-            "body_base64": base64.encode(&request.body),
-            "remote": request.remote,
-        });
+        let message = ToWorker::WebRequest {
+            instance_id,
+            method: &request.method,
+            path: &request.path,
+            query_string: &request.query_string,
+            headers: &request.headers,
+            body_base64: base64.encode(&request.body),
+            remote: request.remote.as_deref(),
+        };
         // No kill on a slow handler: the liveness checks catch a blocked worker.
         let answer = tokio::time::timeout(
             seconds(self.settings.start_timeout),
-            worker.request("web_request", params),
+            worker.request(&message),
         )
         .await
         .map_err(|_| RuntimeError::Timeout("the web app did not answer in time".into()))??;
-        let headers = serde_json::from_value(answer["headers"].clone()).unwrap_or_default();
-        let body = answer["body_base64"]
-            .as_str()
-            .and_then(|b| base64.decode(b).ok())
-            .unwrap_or_default();
+        let answer: protocol::WebAnswer =
+            serde_json::from_value(answer).map_err(|e| RuntimeError::Plugin {
+                message: format!("The plugin's web app answered in a wrong shape: {e}"),
+                detail: None,
+            })?;
         Ok(WebResponse {
-            status: answer["status"]
-                .as_u64()
-                .and_then(|s| u16::try_from(s).ok())
-                .unwrap_or(500),
-            headers,
-            body,
+            status: answer.status,
+            headers: answer.headers,
+            body: base64.decode(&answer.body_base64).unwrap_or_default(),
         })
     }
 
@@ -513,15 +495,13 @@ impl LoadedPlugin for PythonPlugin {
         let Some(worker) = self.current_worker() else {
             return Ok(());
         };
-        let params = json!({ "instance_id": instance_id, "config": config });
+        let message = ToWorker::ConfigUpdated {
+            instance_id,
+            config,
+        };
         let what = format!("The config update of instance {instance_id}");
         worker
-            .request_within(
-                "config_updated",
-                params,
-                seconds(self.settings.start_timeout),
-                &what,
-            )
+            .request_within(&message, seconds(self.settings.start_timeout), &what)
             .await
             .map(|_| ())
     }

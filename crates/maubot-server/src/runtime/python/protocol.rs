@@ -1,12 +1,129 @@
-//! What a worker may send, as types (docs/python-host-protocol.md). A worker runs plugin code,
-//! so a line is read into one of these or refused with the reason, never guessed at.
+//! The worker protocol as types (docs/python-host-protocol.md): what the server writes, and
+//! what a worker may send. A worker runs plugin code, so a line from it is read into one of
+//! these or refused with the reason, never guessed at.
 
-use serde::Deserialize;
+use std::path::Path;
+
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::runtime::MatrixRequest;
+use crate::runtime::{InstanceStart, MatrixRequest, Placement};
+
+/// Server → worker requests.
+#[derive(Debug, Serialize)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum ToWorker<'a> {
+    Load {
+        path: &'a Path,
+        meta: Value,
+    },
+    Start(Start<'a>),
+    Stop {
+        instance_id: &'a str,
+    },
+    Event {
+        instance_id: &'a str,
+        event: &'a Value,
+    },
+    ConfigUpdated {
+        instance_id: &'a str,
+        config: &'a str,
+    },
+    WebRequest {
+        instance_id: &'a str,
+        method: &'a str,
+        path: &'a str,
+        query_string: &'a str,
+        headers: &'a [(String, String)],
+        body_base64: String,
+        remote: Option<&'a str>,
+    },
+    Ping {},
+}
+
+#[derive(Debug, Serialize)]
+pub struct Start<'a> {
+    instance_id: &'a str,
+    client: StartClient<'a>,
+    config: &'a str,
+    database: Option<StartDatabase<'a>>,
+    webapp_url: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct StartClient<'a> {
+    user_id: &'a str,
+    device_id: &'a str,
+    homeserver: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct StartDatabase<'a> {
+    url: &'a str,
+    schema: Option<&'a str>,
+    max_conns: Option<u32>,
+}
+
+impl<'a> Start<'a> {
+    pub fn of(instance: &'a InstanceStart) -> Self {
+        Self {
+            instance_id: &instance.instance_id,
+            client: StartClient {
+                user_id: &instance.user_id,
+                device_id: &instance.device_id,
+                homeserver: &instance.homeserver,
+            },
+            config: &instance.config,
+            database: instance
+                .database
+                .as_ref()
+                .map(|db: &Placement| StartDatabase {
+                    url: &db.url,
+                    schema: db.schema.as_deref(),
+                    max_conns: db.max_conns,
+                }),
+            webapp_url: instance.webapp_url.as_deref(),
+        }
+    }
+}
+
+impl ToWorker<'_> {
+    /// The request as the line the worker reads.
+    pub fn line(&self, id: u64) -> String {
+        #[derive(Serialize)]
+        struct Line<'m, 'a> {
+            id: u64,
+            #[serde(flatten)]
+            message: &'m ToWorker<'a>,
+        }
+        // Only a path that is not UTF-8 could fail, and the server's paths are.
+        serde_json::to_string(&Line { id, message: self }).unwrap_or_default()
+    }
+}
+
+/// The answer to `start`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Started {
+    #[serde(default)]
+    pub base_config: Option<String>,
+}
+
+/// The answer to `web_request`.
+#[derive(Debug, Deserialize)]
+pub struct WebAnswer {
+    #[serde(default = "internal_error")]
+    pub status: u16,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub body_base64: String,
+}
+
+fn internal_error() -> u16 {
+    500
+}
 
 /// One line from the worker.
 #[derive(Debug)]
@@ -272,6 +389,25 @@ mod tests {
                 outcome: Ok(_)
             })
         ));
+    }
+
+    #[test]
+    fn requests_are_written_as_the_worker_reads_them() {
+        assert_eq!(
+            ToWorker::Ping {}.line(1),
+            r#"{"id":1,"method":"ping","params":{}}"#
+        );
+        let event = serde_json::json!({"type": "m.room.message"});
+        let line = ToWorker::Event {
+            instance_id: "echo1",
+            event: &event,
+        }
+        .line(2);
+        assert_eq!(
+            serde_json::from_str::<Value>(&line).expect("json"),
+            serde_json::json!({"id": 2, "method": "event",
+                "params": {"instance_id": "echo1", "event": {"type": "m.room.message"}}})
+        );
     }
 
     #[test]

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::in_flight::{Delivery, MAX_EVENTS_IN_FLIGHT, Refused};
+use super::protocol::ToWorker;
 use super::worker::Worker;
 use super::{BACKOFF_MAX, BACKOFF_START, HEALTHY_AFTER, LOG, PythonPlugin, seconds};
 use crate::runtime::InstanceStart;
@@ -76,7 +75,7 @@ impl PythonPlugin {
                         return;
                     };
                     let _ = worker
-                        .request_within("ping", json!({}), timeout, "A liveness check")
+                        .request_within(&ToWorker::Ping {}, timeout, "A liveness check")
                         .await;
                 }
             }));

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use super::env::Prepared;
 use super::in_flight::{Delivery, InFlight, Refused, Unhandled};
 use super::process::{Launch, WorkerProcess};
-use super::protocol::{FromWorker, Hello, Notification, WorkerError, WorkerRequest};
+use super::protocol::{FromWorker, Hello, Notification, ToWorker, WorkerError, WorkerRequest};
 use super::sandbox::Sandbox;
 use super::zygote::Zygote;
 use crate::runtime::RuntimeError;
@@ -192,8 +192,7 @@ impl Worker {
     /// Sends a request now (so that requests keep their order) and returns the answer's future.
     pub fn request(
         &self,
-        method: &str,
-        params: Value,
+        message: &ToWorker<'_>,
     ) -> impl Future<Output = Result<Value, RuntimeError>> + Send + 'static {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -201,8 +200,7 @@ impl Worker {
             false
         } else {
             lock(&self.pending).insert(id, tx);
-            let line = json!({ "id": id, "method": method, "params": params }).to_string();
-            self.out.send(line).is_ok()
+            self.out.send(message.line(id)).is_ok()
         };
         let mut dead = self.dead.clone();
         async move {
@@ -226,9 +224,8 @@ impl Worker {
     pub fn deliver(&self, instance_id: &str, delivery: Delivery) -> Result<(), Refused> {
         self.events.admit(instance_id, delivery, |event| {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let params = json!({ "instance_id": instance_id, "event": event });
-            let line = json!({ "id": id, "method": "event", "params": params }).to_string();
-            let _ = self.out.send(line);
+            let message = ToWorker::Event { instance_id, event };
+            let _ = self.out.send(message.line(id));
             id
         })
     }
@@ -246,12 +243,11 @@ impl Worker {
     /// answer has a blocked event loop.
     pub async fn request_within(
         &self,
-        method: &str,
-        params: Value,
+        message: &ToWorker<'_>,
         timeout: Duration,
         what: &str,
     ) -> Result<Value, RuntimeError> {
-        match tokio::time::timeout(timeout, self.request(method, params)).await {
+        match tokio::time::timeout(timeout, self.request(message)).await {
             Ok(answer) => answer,
             Err(_) => {
                 let reason = format!("{what} did not finish within {} s", timeout.as_secs_f64());
