@@ -20,6 +20,24 @@ pub(super) struct Callbacks {
 }
 
 impl Callbacks {
+    /// Runs `work` on the instance as a task of the host, under the lock of changes, so that it
+    /// is ordered with the API's changes and joined at shutdown.
+    fn under_ops<F, W>(&self, instance_id: &str, work: W)
+    where
+        W: FnOnce(Arc<PluginHost>, String) -> F + Send + 'static,
+        F: Future<Output = ()> + Send,
+    {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let id = instance_id.to_owned();
+        let tasks = host.tasks.clone();
+        tasks.spawn(async move {
+            let _ops = host.ops.lock().await;
+            work(Arc::clone(&host), id).await;
+        });
+    }
+
     /// Whether `instance` is one of this plugin's; if not, the attempt is logged.
     fn owns(&self, instance: &Instance, what: &str) -> bool {
         let owned = instance.record.plugin == self.plugin;
@@ -161,15 +179,8 @@ impl RuntimeHost for Callbacks {
     }
 
     fn instance_recovered(&self, instance_id: &str, started: Started) {
-        let Some(host) = self.host.upgrade() else {
-            return;
-        };
-        let id = instance_id.to_owned();
-        let tasks = host.tasks.clone();
-        tasks.spawn(async move {
-            // Under the lock of changes: an API stop or delete meanwhile wins, and so does a
-            // shutdown.
-            let _ops = host.ops.lock().await;
+        // An API stop or delete meanwhile wins, and so does a shutdown.
+        self.under_ops(instance_id, |host, id| async move {
             if host.is_stopping() {
                 return;
             }
@@ -209,13 +220,7 @@ impl RuntimeHost for Callbacks {
     }
 
     fn instance_gave_up(&self, instance_id: &str, error: RuntimeError) {
-        let Some(host) = self.host.upgrade() else {
-            return;
-        };
-        let id = instance_id.to_owned();
-        let tasks = host.tasks.clone();
-        tasks.spawn(async move {
-            let _ops = host.ops.lock().await;
+        self.under_ops(instance_id, |host, id| async move {
             host.start_failed(&id, &error, true).await;
         });
     }

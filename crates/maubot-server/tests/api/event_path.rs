@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::clients::syncing_bot;
-use crate::plugins::{Room, create_instance, python_server, upload_plugin};
+use crate::plugins::{ECHO, Room, create_instance, python_server, upload_plugin};
 
-const ECHO: &str = "xyz.maubot-rs.test.echo";
 const BURST: usize = 1000;
 
 /// 1,000 messages sent as fast as one client sends them, to one instance: every one handled

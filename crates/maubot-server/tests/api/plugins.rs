@@ -15,7 +15,8 @@ use crate::clients::{
 };
 use crate::support::{Backend, TestServer, assert_error, on_both_databases};
 
-const ECHO: &str = "xyz.maubot-rs.test.echo";
+/// The test echo plugin's ID.
+pub(crate) const ECHO: &str = "xyz.maubot-rs.test.echo";
 
 fn plugin_source(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -6,10 +6,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::clients::{syncing_bot, unique};
-use crate::plugins::{Room, create_instance, python_server, upload_plugin, wait_for_instance};
+use crate::plugins::{
+    ECHO, Room, create_instance, python_server, upload_plugin, wait_for_instance,
+};
 
 const BLOCKER: &str = "xyz.maubot-rs.test.blocker";
-const ECHO: &str = "xyz.maubot-rs.test.echo";
 
 /// The parent process of the blocker instance's worker, as it says.
 async fn parent_of_worker(room: &Room, bot: &str) -> u32 {

@@ -35,7 +35,7 @@ impl PythonPlugin {
             Some(worker) if lock(&self.running).contains_key(instance_id) => {
                 match worker.deliver(instance_id, delivery) {
                     Ok(()) => return,
-                    Err(Refused::Full) => return self.dropped(instance_id),
+                    Err(Refused::Full) => return self.dropped(instance_id, 1),
                     Err(Refused::Gone(delivery)) => delivery,
                 }
             }
@@ -45,14 +45,15 @@ impl PythonPlugin {
             if restart.events.len() < MAX_EVENTS_IN_FLIGHT {
                 restart.events.push_back(delivery);
             } else {
-                self.dropped(instance_id);
+                self.dropped(instance_id, 1);
             }
         }
     }
 
-    fn dropped(&self, instance_id: &str) {
-        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if dropped == 1 || dropped.is_multiple_of(1000) {
+    fn dropped(&self, instance_id: &str, count: u64) {
+        let before = self.dropped.fetch_add(count, Ordering::Relaxed);
+        let dropped = before + count;
+        if before == 0 || before / 1000 != dropped / 1000 {
             tracing::warn!(
                 target: LOG, plugin = %self.id(), instance = %instance_id, dropped,
                 limit = MAX_EVENTS_IN_FLIGHT,
@@ -206,8 +207,12 @@ impl PythonPlugin {
                 restart.events.push_front(delivery);
             }
         }
-        for restart in restarting.values_mut() {
-            restart.events.truncate(MAX_EVENTS_IN_FLIGHT);
+        for (id, restart) in restarting.iter_mut() {
+            let over = restart.events.len().saturating_sub(MAX_EVENTS_IN_FLIGHT);
+            if over > 0 {
+                restart.events.truncate(MAX_EVENTS_IN_FLIGHT);
+                self.dropped(id, over as u64);
+            }
         }
     }
 }
