@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod browser;
+pub mod partition;
 pub mod postgres;
 pub mod synapse;
 pub mod wasm;
 
+pub use partition::Partition;
 pub use postgres::TestPostgres;
 pub use synapse::{RegisteredUser, Synapse};
 

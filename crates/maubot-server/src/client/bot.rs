@@ -72,13 +72,44 @@ impl SharedEvent {
 /// logger `maubot.client.<id>` from it.
 const LOG: &str = "maubot.client";
 
-/// Sync backoff after errors: 5 s doubling to 320 s, as maubot.
+/// Sync backoff after errors: 5 s doubling to 25 s. maubot doubles up to 320 s, which leaves
+/// a bot deaf for minutes after its homeserver is back; a bot here is back within 25 s of it,
+/// and the jitter (see [`retry_wait`]) keeps many bots from returning in lock-step.
 const BACKOFF_START: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(320);
+const BACKOFF_MAX: Duration = Duration::from_secs(25);
 
 /// A first sync waits up to this long, at random, before it queues for one of the shared
 /// permits, so that bots started together do not reach the homeserver in lock-step.
 const FIRST_SYNC_JITTER: Duration = Duration::from_millis(250);
+
+/// Timeline events per room in a sync that resumes from a stored position. The homeserver's
+/// default (10 for Synapse) cuts off what was said to a bot while it could not sync for a
+/// moment (a homeserver outage, a restart), and a cut-off command is never answered.
+const RESUMED_TIMELINE_LIMIT: u32 = 100;
+
+fn resumed_sync_filter() -> FilterDefinition {
+    let mut filter = FilterDefinition::with_lazy_loading();
+    filter.room.timeline.limit = Some(RESUMED_TIMELINE_LIMIT.into());
+    filter
+}
+
+/// Says which rooms' timelines came cut off (`limited`): events in the gap never reach the
+/// plugins.
+fn warn_of_gaps(client: &str, response: &matrix_sdk::sync::SyncResponse) {
+    for (room, update) in &response.rooms.joined {
+        if update.timeline.limited {
+            tracing::warn!(
+                target: LOG, client, room = %room,
+                "Events were missed: more than {RESUMED_TIMELINE_LIMIT} arrived in the room while the bot did not sync"
+            );
+        }
+    }
+}
+
+/// A wait of between 80 % and 100 % of `backoff`, at random.
+fn retry_wait(backoff: Duration) -> Duration {
+    backoff.mul_f64(0.8 + 0.2 * rand::random::<f64>())
+}
 
 /// Events older than this are not passed on after a restart (see `forward_events`).
 pub const MAX_EVENT_AGE: Duration = Duration::from_secs(5 * 60);
@@ -464,8 +495,9 @@ impl Bot {
                         return;
                     }
                     Err(err) => {
-                        tracing::warn!(target: LOG, client = %bot.id(), error = %err, retry_in = ?backoff, "could not load the state of the bot's rooms");
-                        tokio::time::sleep(backoff).await;
+                        let wait = retry_wait(backoff);
+                        tracing::warn!(target: LOG, client = %bot.id(), error = %err, retry_in = ?wait, "could not load the state of the bot's rooms");
+                        tokio::time::sleep(wait).await;
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 }
@@ -488,7 +520,7 @@ impl Bot {
     }
 
     /// Long-polls `/sync` until stopped: `sync_ok` mirrors the last result, errors back off from
-    /// 5 s to 320 s, an invalid token disables the client. The sync token is stored after each
+    /// 5 s to 25 s, an invalid token disables the client. The sync token is stored after each
     /// sync, so a restart resumes where it stopped; the first sync after a start asks for the
     /// full state of every room, as room state is kept in memory only.
     async fn sync_loop(self: Arc<Self>, client: Client) {
@@ -509,7 +541,10 @@ impl Bot {
                 .set_presence(presence)
                 .filter(FilterDefinition::with_lazy_loading().into());
             if !record.next_batch.is_empty() {
-                settings = settings.token(record.next_batch.clone()).full_state(first);
+                settings = settings
+                    .token(record.next_batch.clone())
+                    .full_state(first)
+                    .filter(resumed_sync_filter().into());
             }
             let result = if first {
                 // The homeserver answers a full-state sync at once (without the long poll),
@@ -522,6 +557,9 @@ impl Bot {
             match result {
                 Ok(response) => {
                     first = false;
+                    if self.live.load(Ordering::SeqCst) {
+                        warn_of_gaps(&self.id(), &response);
+                    }
                     self.sync_ok.store(true, Ordering::SeqCst);
                     self.set_sync_error(None);
                     self.live.store(true, Ordering::SeqCst);
@@ -549,8 +587,9 @@ impl Bot {
                 Err(err) => {
                     self.sync_ok.store(false, Ordering::SeqCst);
                     self.set_sync_error(Some(err.to_string()));
-                    tracing::warn!(target: LOG, client = %self.id(), error = %err, retry_in = ?backoff, "sync failed");
-                    tokio::time::sleep(backoff).await;
+                    let wait = retry_wait(backoff);
+                    tracing::warn!(target: LOG, client = %self.id(), error = %err, retry_in = ?wait, "sync failed");
+                    tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }

@@ -679,10 +679,17 @@ async fn sync_recovers_when_the_homeserver_returns() {
         .await
         .expect("join")
         .expect("resume");
+    let resumed = std::time::Instant::now();
     let view = wait_for_client(&server, &token, &id, "sync_ok again", |c| {
         c["sync_ok"] == true
     })
     .await;
+    // The backoff stops at 25 s, so that a bot is back soon after its homeserver.
+    assert!(
+        resumed.elapsed() <= Duration::from_secs(30),
+        "synced {:?} after the homeserver was back",
+        resumed.elapsed()
+    );
     assert_eq!(view["enabled"], true);
     assert_eq!(view["started"], true);
     assert_eq!(view["sync_error"], serde_json::Value::Null, "{view}");

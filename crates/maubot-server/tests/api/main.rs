@@ -12,6 +12,7 @@ mod errors;
 mod event_path;
 mod limits;
 mod logs;
+mod outage;
 mod plugins;
 mod security;
 mod synapse;
