@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config_file;
 pub mod db;
+pub mod fault;
 pub mod homeserver_auth;
 pub mod http;
 pub mod listener;

@@ -174,6 +174,7 @@ impl ClientManager {
                 return Err(Error::UserExists);
             }
             store::save(&self.db, &record).await?;
+            crate::fault::point("client.create.row_saved");
             let bot = self.new_bot(record);
             self.bots.write().await.insert(bot.id(), Arc::clone(&bot));
             bot

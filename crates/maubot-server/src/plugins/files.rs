@@ -120,6 +120,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Removes what [`write_atomically`] left behind when the server was killed while writing.
+pub fn remove_unfinished_uploads(dir: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with('.') && name.ends_with(".uploading") && path.is_file() {
+            tracing::info!(target: LOG, path = %path.display(), "Removing an unfinished upload");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Moves a file to the trash as `{unix seconds}-{reason}-{name}`, or deletes it when the trash is
 /// `delete` or the move fails.
 pub fn trash(path: &Path, trash_dir: &str, reason: &str) {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::intent::Intent;
 use super::store::{self, InstanceRecord};
 use super::{
     Error, Instance, InstanceRequest, InstanceView, LOG, PluginHost, Result, check_instance_id,
@@ -56,6 +57,7 @@ impl PluginHost {
             database_engine: None,
         };
         store::insert(&self.db, &record).await?;
+        crate::fault::point("instance.create.row_inserted");
         let enabled = record.enabled;
         lock(&self.state)
             .instances
@@ -142,7 +144,20 @@ impl PluginHost {
         let was_started = self.stop_instance(id).await;
         let mut record = self.record(id)?;
         let engine = database::Engine::recorded(record.database_engine.as_deref());
-        if let Err(err) = self.databases.rename(id, new_id, engine).await {
+        let intent = Intent::Rename {
+            from: id.to_owned(),
+            to: new_id.to_owned(),
+        };
+        let moved = match self.journal.begin(&intent) {
+            Ok(()) => self
+                .databases
+                .rename(id, new_id, engine)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = moved {
+            self.journal.end();
             // Renamed without its data, the instance would start empty: keep the old name.
             if was_started {
                 let _ = self.start_instance(id, true).await;
@@ -151,8 +166,18 @@ impl PluginHost {
                 "Cannot move the instance's database: {err}"
             )));
         }
+        crate::fault::point("instance.rename.database_moved");
         record.id = new_id.to_owned();
-        store::update(&self.db, id, &record).await?;
+        if let Err(err) = store::update(&self.db, id, &record).await {
+            // The row keeps the old ID, so the database goes back to it.
+            if let Err(back) = self.databases.rename(new_id, id, engine).await {
+                tracing::warn!(target: LOG, instance = %id, error = %back, "Could not move the database back after a failed rename");
+            } else {
+                self.journal.end();
+            }
+            return Err(err.into());
+        }
+        self.journal.end();
         {
             let mut state = lock(&self.state);
             if let Some(mut instance) = state.instances.remove(id) {
@@ -171,14 +196,24 @@ impl PluginHost {
         let _ops = self.ops.lock().await;
         self.record(id)?;
         self.stop_instance(id).await;
-        store::delete(&self.db, id).await?;
+        self.journal
+            .begin(&Intent::Delete { id: id.to_owned() })
+            .map_err(|e| Error::Io(format!("Cannot record the delete: {e}")))?;
+        if let Err(err) = store::delete(&self.db, id).await {
+            self.journal.end();
+            return Err(err.into());
+        }
+        crate::fault::point("instance.delete.row_deleted");
         let removed = lock(&self.state).instances.remove(id);
-        if let Some(instance) = removed.filter(|i| i.database_opened) {
+        if let Some(instance) = removed {
+            // Also a database this process never opened: one left by a delete that was
+            // interrupted before, which a new instance of the same ID must not inherit.
             let engine = database::Engine::recorded(instance.record.database_engine.as_deref());
             self.databases
                 .remove(id, engine, &self.config.plugin_directories.trash)
                 .await;
         }
+        self.journal.end();
         Ok(())
     }
 

@@ -10,6 +10,7 @@ pub mod database;
 mod events;
 pub mod files;
 mod instances;
+mod intent;
 mod lifecycle;
 mod pump;
 pub mod store;
@@ -154,6 +155,8 @@ pub struct PluginHost {
     clients: Arc<ClientManager>,
     runtime: Arc<dyn PluginRuntime>,
     databases: database::Databases,
+    /// The change of a row and its database under way (see `intent`).
+    journal: intent::Journal,
     /// Serialises changes (API calls, start-up): a change sees the state the last one left.
     ops: tokio::sync::Mutex<()>,
     state: Mutex<State>,
@@ -184,11 +187,17 @@ impl PluginHost {
                 .await
                 .map_err(|e| Error::Io(e.to_string()))?
         };
-        let records = store::all(&db).await?;
+        files::remove_unfinished_uploads(&dirs.upload);
+        let mut records = store::all(&db).await?;
         let databases = database::Databases::new(&config);
+        let journal = intent::Journal::new(&config.plugin_databases.sqlite);
+        journal
+            .recover(&db, &databases, &dirs.trash, &mut records)
+            .await?;
         let host = Arc::new_cyclic(|this: &Weak<PluginHost>| PluginHost {
             this: this.clone(),
             databases,
+            journal,
             config,
             db,
             clients,
@@ -406,6 +415,7 @@ impl PluginHost {
                 );
                 let path = old.path.with_file_name(name);
                 write(&path, bytes).await?;
+                crate::fault::point("plugin.replace.new_file_written");
                 let id = old.meta.id.to_string();
                 self.replace(old, PluginFile { meta, path }).await?;
                 Ok((false, self.plugin(&id)?))

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod binary;
 mod clients;
+mod crash;
 mod database;
 mod deploy;
 mod errors;
