@@ -22,6 +22,9 @@ pub enum Bench {
     Bots(BotsArgs),
     /// maubot-rs (release binary) side by side with maubot 0.6.0, against one Synapse.
     Compare(CompareArgs),
+    /// maubot-rs (release binary) under a steady message rate for a long while: each bot with an
+    /// echo instance, every `!ping` answered exactly once, and memory sampled throughout.
+    Soak(SoakArgs),
     /// The WebAssembly runtime alone, in this process: bot-side handling time, events per
     /// second on one core, memory per idle instance.
     Wasm(WasmArgs),
@@ -38,6 +41,28 @@ pub struct WasmArgs {
     /// Idle instances started for the memory per instance.
     #[arg(long, default_value_t = 500)]
     pub instances: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// Bots, each with an instance of the Python echo plugin and a room with the tester.
+    #[arg(long, default_value_t = 20)]
+    pub bots: usize,
+    /// Minutes of load.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// `!ping`s per second, over all bots (they take turns).
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Seconds between memory samples.
+    #[arg(long, default_value_t = 30)]
+    pub sample_every: u64,
+    /// The maubot-rs server binary [default: `maubot` next to this program].
+    #[arg(long)]
+    pub maubot_rs: Option<PathBuf>,
+    /// Also write the JSON results to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

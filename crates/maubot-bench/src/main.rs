@@ -4,6 +4,7 @@ mod bots;
 mod cli;
 mod compare;
 mod procfs;
+mod soak;
 mod wasm;
 
 use clap::Parser as _;
@@ -15,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Bots(args) => bots::run(args).await,
         Bench::Compare(args) => compare::run(args).await,
+        Bench::Soak(args) => soak::run(args).await,
         // A runtime of its own, on one thread (not inside this one).
         Bench::Wasm(args) => std::thread::spawn(move || wasm::run(args))
             .join()

@@ -245,6 +245,16 @@ impl Tester {
         Ok(())
     }
 
+    /// The next room event the tester's sync sees (after [`Tester::start_sync`]), and when it
+    /// arrived; `None` after `timeout`.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<(Instant, Value)> {
+        let seen = self.seen.as_mut()?;
+        match tokio::time::timeout(timeout, seen.recv()).await {
+            Ok(Some(Seen { at, event })) => Some((at, event)),
+            _ => None,
+        }
+    }
+
     /// Says `!ping` in `room` and waits for `bot`'s reply to it; the round trip, from before
     /// the send to the reply arriving in the tester's sync.
     pub async fn ping(&mut self, room: &str, bot: &str) -> anyhow::Result<Duration> {
