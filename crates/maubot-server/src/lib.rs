@@ -14,6 +14,7 @@ pub mod log_handlers;
 pub mod logging;
 pub mod logs;
 pub mod matrix_path;
+pub mod metrics;
 pub mod plugin_web;
 pub mod plugins;
 pub mod process;
@@ -24,4 +25,4 @@ pub mod sync;
 pub mod ui;
 
 pub use http::app;
-pub use server::{Running, start};
+pub use server::{Running, start, start_with_runtime};

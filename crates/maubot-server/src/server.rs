@@ -16,9 +16,9 @@ use crate::db::Database;
 use crate::http::app;
 use crate::listener::{self, Limits};
 use crate::plugins::PluginHost;
-use crate::runtime::Runtimes;
 use crate::runtime::python::PythonRuntime;
 use crate::runtime::wasm::WasmRuntime;
+use crate::runtime::{PluginRuntime, Runtimes};
 use crate::state::{AppState, Shared};
 
 const LOG: &str = "maubot.server";
@@ -31,12 +31,19 @@ pub struct Running {
     stop: CancellationToken,
     stopping: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The metrics listener's address and task, when `metrics.enabled`.
+    metrics: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl Running {
     /// The address the HTTP server listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the metrics listener listens on, when it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The application state, for tests that look behind the API.
@@ -50,6 +57,9 @@ impl Running {
         let _ = self.stopping.send(true);
         self.stop.cancel();
         self.task.await.context("the HTTP server task failed")?;
+        if let Some((_, task)) = self.metrics {
+            task.await.context("the metrics listener task failed")?;
+        }
         self.state.plugins.stop_all().await;
         self.state.clients.stop_all().await;
         self.state.db.close().await;
@@ -66,8 +76,25 @@ impl Running {
 }
 
 /// Opens the database, prepares authentication and starts listening, like maubot: the HTTP
-/// server starts last, once everything behind it is ready.
+/// server starts last, once everything behind it is ready. Plugins run in the Python and
+/// WebAssembly runtimes.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let runtime = Arc::new(Runtimes {
+        python: Arc::new(PythonRuntime::new(config.python_host.clone())),
+        wasm: Arc::new(
+            WasmRuntime::new(config.wasm_host.clone())
+                .context("starting the WebAssembly runtime")?,
+        ),
+    });
+    start_with_runtime(config, runtime).await
+}
+
+/// [`start`] with plugins run by `runtime`: the tests' scripted runtime drives the plugin
+/// host through failures (a start that fails, a crash and its recovery) when they choose.
+pub async fn start_with_runtime(
+    config: Config,
+    runtime: Arc<dyn PluginRuntime>,
+) -> anyhow::Result<Running> {
     crate::process::harden();
     crate::process::raise_open_files_limit();
     make_data_private(&config);
@@ -83,13 +110,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let clients = ClientManager::load(db.clone(), crypto_stores(&config, &db)).await?;
     clients.start_all().await;
 
-    let runtime = Arc::new(Runtimes {
-        python: Arc::new(PythonRuntime::new(config.python_host.clone())),
-        wasm: Arc::new(
-            WasmRuntime::new(config.wasm_host.clone())
-                .context("starting the WebAssembly runtime")?,
-        ),
-    });
     let plugins = PluginHost::load(
         Arc::clone(&config),
         db.clone(),
@@ -114,6 +134,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", bind.0, bind.1))?;
     let addr = listener.local_addr()?;
+    // Bound before anything is spawned, so that a failure leaves nothing running.
+    let metrics_listener = if config.metrics.enabled {
+        let bind = (config.metrics.hostname.as_str(), config.metrics.port);
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {}:{}", bind.0, bind.1))?;
+        let metrics_addr = listener.local_addr()?;
+        tracing::info!(target: LOG, "Metrics on http://{metrics_addr}/metrics");
+        Some((metrics_addr, listener))
+    } else {
+        None
+    };
     tracing::info!(target: LOG, "Listening on http://{addr}");
 
     let stop = CancellationToken::new();
@@ -123,12 +155,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Limits::from_config(&config.server),
         stop.clone(),
     ));
+    let metrics = metrics_listener.map(|(metrics_addr, listener)| {
+        let task = tokio::spawn(crate::metrics::serve(listener, state.clone(), stop.clone()));
+        (metrics_addr, task)
+    });
     Ok(Running {
         addr,
         state,
         stop,
         stopping,
         task,
+        metrics,
     })
 }
 

@@ -4,12 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use crate::client::{self, ClientRequest, ClientView};
+use crate::plugins::InstanceView;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -29,32 +30,48 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// `GET /_matrix/maubot/v1/clients`
-async fn list(State(state): State<AppState>) -> Json<Vec<ClientView>> {
-    let mut views = state.clients.views().await;
-    for view in &mut views {
-        with_instances(&state, view);
-    }
-    Json(views)
+/// A client as maubot shows it: its view and the instances that run on it. (The client module
+/// knows nothing of plugins; the API puts the two together.)
+#[derive(Debug, Serialize)]
+pub(crate) struct ClientAnswer {
+    #[serde(flatten)]
+    client: ClientView,
+    instances: Vec<InstanceView>,
 }
 
-fn with_instances(state: &AppState, view: &mut ClientView) {
-    view.instances = state.plugins.instances_of_client(&view.id);
+impl ClientAnswer {
+    pub(crate) fn id(&self) -> &str {
+        &self.client.id
+    }
+
+    pub(crate) fn of(state: &AppState, client: ClientView) -> Json<ClientAnswer> {
+        let instances = state.plugins.instances_of_client(&client.id);
+        Json(ClientAnswer { client, instances })
+    }
+}
+
+/// `GET /_matrix/maubot/v1/clients`
+async fn list(State(state): State<AppState>) -> Json<Vec<ClientAnswer>> {
+    let views = state.clients.views().await;
+    Json(
+        views
+            .into_iter()
+            .map(|view| ClientAnswer::of(&state, view).0)
+            .collect(),
+    )
 }
 
 /// `GET /_matrix/maubot/v1/client/{id}`
 async fn read(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<ClientView>> {
+) -> ApiResult<Json<ClientAnswer>> {
     let bot = state
         .clients
         .get(&id)
         .await
         .ok_or(ApiError::ClientNotFound)?;
-    let mut view = bot.view();
-    with_instances(&state, &mut view);
-    Ok(Json(view))
+    Ok(ClientAnswer::of(&state, bot.view()))
 }
 
 /// `POST /_matrix/maubot/v1/client/new`
@@ -63,9 +80,9 @@ async fn read(
 async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ClientRequest>,
-) -> ApiResult<(StatusCode, Json<ClientView>)> {
+) -> ApiResult<(StatusCode, Json<ClientAnswer>)> {
     let client = state.clients.create(request, None).await?;
-    Ok((StatusCode::CREATED, Json(client)))
+    Ok((StatusCode::CREATED, ClientAnswer::of(&state, client)))
 }
 
 /// `PUT /_matrix/maubot/v1/client/{id}`
@@ -76,17 +93,13 @@ async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ClientRequest>,
-) -> ApiResult<(StatusCode, Json<ClientView>)> {
+) -> ApiResult<(StatusCode, Json<ClientAnswer>)> {
     if state.clients.get(&id).await.is_some() {
-        Ok((
-            StatusCode::OK,
-            Json(state.clients.update(&id, request).await?),
-        ))
+        let client = state.clients.update(&id, request).await?;
+        Ok((StatusCode::OK, ClientAnswer::of(&state, client)))
     } else {
-        Ok((
-            StatusCode::CREATED,
-            Json(state.clients.create(request, Some(&id)).await?),
-        ))
+        let client = state.clients.create(request, Some(&id)).await?;
+        Ok((StatusCode::CREATED, ClientAnswer::of(&state, client)))
     }
 }
 

@@ -12,9 +12,10 @@ use maubot_types::config::Homeserver;
 use maubot_types::secret::Secret;
 use serde::Deserialize;
 
+use super::client::ClientAnswer;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
-use crate::client::{AccessDetails, ClientView, Upserted};
+use crate::client::{AccessDetails, Upserted};
 use crate::homeserver_auth::{self, Credentials, HomeserverAuthError};
 use crate::state::AppState;
 
@@ -67,7 +68,7 @@ pub(crate) enum AuthOutcome {
     /// The homeserver's login answer (without `update_client`).
     Credentials(serde_json::Value),
     /// The client made or updated from it (`update_client`).
-    Client(Upserted, Box<ClientView>),
+    Client(Upserted, Box<ClientAnswer>),
 }
 
 impl IntoResponse for AuthOutcome {
@@ -79,7 +80,7 @@ impl IntoResponse for AuthOutcome {
                     Upserted::Created => StatusCode::CREATED,
                     Upserted::Updated => StatusCode::ACCEPTED,
                 };
-                (status, Json(*client)).into_response()
+                (status, Json(client)).into_response()
             }
         }
     }
@@ -211,7 +212,10 @@ async fn respond(
         .clients
         .upsert_from_login(&credentials.user_id, details)
         .await?;
-    Ok(AuthOutcome::Client(upserted, Box::new(client)))
+    Ok(AuthOutcome::Client(
+        upserted,
+        Box::new(ClientAnswer::of(state, client).0),
+    ))
 }
 
 /// maubot passes the homeserver's refusal on: registration as a 500 with `http_status`, login

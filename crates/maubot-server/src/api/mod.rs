@@ -2,7 +2,7 @@
 //! `router()`, merged here according to `api_features`.
 
 mod auth;
-mod client;
+pub(crate) mod client;
 pub(crate) mod client_auth;
 pub mod error;
 mod instance;
@@ -48,6 +48,25 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))
+        // Outermost, so that refusals for a missing token count too; the route is known here,
+        // as a router's layers run after routing.
+        .layer(axum::middleware::from_fn(count_request))
+}
+
+/// `maubot_api_requests_total`: the route's template, not the path, so that IDs in paths do
+/// not make a series each.
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    crate::metrics::api_request(&route, &method, response.status().as_u16());
+    response
 }
 
 /// Runs a change to completion even if the client goes away: axum drops a handler's future when

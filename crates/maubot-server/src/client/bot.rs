@@ -249,7 +249,6 @@ impl Bot {
             avatar_url: record.avatar_url,
             remote_displayname: profile.displayname,
             remote_avatar_url: profile.avatar_url,
-            instances: Vec::new(),
             trust_state: self
                 .trust_state
                 .lock()
@@ -526,6 +525,7 @@ impl Bot {
     async fn sync_loop(self: Arc<Self>, client: Client) {
         let mut backoff = BACKOFF_START;
         let mut first = true;
+        let counters = crate::metrics::bot(&self.id());
         // Resuming from a stored position is live from the start; a first sync is history.
         self.live
             .store(!self.record().next_batch.is_empty(), Ordering::SeqCst);
@@ -546,6 +546,7 @@ impl Bot {
                     .full_state(first)
                     .filter(resumed_sync_filter().into());
             }
+            let syncing = std::time::Instant::now();
             let result = if first {
                 // The homeserver answers a full-state sync at once (without the long poll),
                 // and builds every room's state for it: the costly one, taken a few at a time.
@@ -554,6 +555,7 @@ impl Bot {
             } else {
                 client.sync_once(settings).await
             };
+            counters.synced(syncing.elapsed(), result.is_ok());
             match result {
                 Ok(response) => {
                     first = false;

@@ -298,6 +298,7 @@ impl ClientManager {
         bot.stop().await;
         store::delete(&self.db, id).await?;
         self.bots.write().await.remove(id);
+        crate::metrics::forget_bot(id);
         Ok(())
     }
 

@@ -116,7 +116,5 @@ pub struct ClientView {
     pub avatar_url: String,
     pub remote_displayname: Option<String>,
     pub remote_avatar_url: Option<String>,
-    /// The client's instances; filled in by the API from the plugin host.
-    pub instances: Vec<crate::plugins::InstanceView>,
     pub trust_state: Option<String>,
 }

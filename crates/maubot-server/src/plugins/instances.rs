@@ -178,6 +178,7 @@ impl PluginHost {
             return Err(err.into());
         }
         self.journal.end();
+        crate::metrics::forget_instance(id);
         {
             let mut state = lock(&self.state);
             if let Some(mut instance) = state.instances.remove(id) {
@@ -214,6 +215,7 @@ impl PluginHost {
                 .await;
         }
         self.journal.end();
+        crate::metrics::forget_instance(id);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::{LOG, TIMING, events};
 use crate::client::Bot;
+use crate::metrics::InstanceCounters;
 use crate::runtime::LoadedPlugin;
 use crate::sync::lock;
 
@@ -60,6 +61,7 @@ impl Pump {
         let own = bot.id();
         let id = instance_id.to_owned();
         let pumped = Arc::clone(&target);
+        let counters = crate::metrics::instance(instance_id);
         let task = tokio::spawn(async move {
             loop {
                 match events.recv().await {
@@ -68,7 +70,7 @@ impl Pump {
                             last_event.mark();
                         }
                         if let Some(json) = event.derived(|e| events::to_json(e, &own)) {
-                            pass(&id, &pumped, json);
+                            pass(&id, &pumped, json, &counters);
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
@@ -104,6 +106,9 @@ impl Pump {
             std::mem::replace(&mut *target, Target::Deliver(Arc::clone(&code)))
         {
             // Under the lock: no new event can overtake the held ones.
+            crate::metrics::instance(&self.instance_id)
+                .delivered
+                .fetch_add(held.len() as u64, Ordering::Relaxed);
             for event in held {
                 code.deliver(&self.instance_id, event);
             }
@@ -111,7 +116,7 @@ impl Pump {
     }
 }
 
-fn pass(instance_id: &str, target: &Mutex<Target>, event: Arc<Value>) {
+fn pass(instance_id: &str, target: &Mutex<Target>, event: Arc<Value>, counters: &InstanceCounters) {
     let code = match &mut *lock(target) {
         Target::Deliver(code) => Arc::clone(code),
         Target::Hold(held, dropped) => {
@@ -119,6 +124,7 @@ fn pass(instance_id: &str, target: &Mutex<Target>, event: Arc<Value>) {
                 held.push_back(event);
             } else {
                 *dropped += 1;
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
                 if *dropped == 1 {
                     tracing::warn!(target: LOG, instance = %instance_id, "Events are dropped while the instance is not running: more than {HELD_MAX} arrived");
                 }
@@ -126,6 +132,7 @@ fn pass(instance_id: &str, target: &Mutex<Target>, event: Arc<Value>) {
             return;
         }
     };
+    counters.delivered.fetch_add(1, Ordering::Relaxed);
     code.deliver(instance_id, event);
 }
 
@@ -188,18 +195,19 @@ mod tests {
     async fn held_events_reach_the_new_code_in_order() {
         let old = Arc::new(Recorder::default());
         let new = Arc::new(Recorder::default());
+        let counters = InstanceCounters::default();
         let pump = Pump {
             instance_id: "i".into(),
             target: Arc::new(Mutex::new(Target::Deliver(old.clone()))),
             task: tokio::spawn(async {}),
         };
-        pass("i", &pump.target, Arc::new(json!(1)));
+        pass("i", &pump.target, Arc::new(json!(1)), &counters);
         pump.hold();
         assert!(pump.is_held());
-        pass("i", &pump.target, Arc::new(json!(2)));
-        pass("i", &pump.target, Arc::new(json!(3)));
+        pass("i", &pump.target, Arc::new(json!(2)), &counters);
+        pass("i", &pump.target, Arc::new(json!(3)), &counters);
         pump.release_to(new.clone());
-        pass("i", &pump.target, Arc::new(json!(4)));
+        pass("i", &pump.target, Arc::new(json!(4)), &counters);
         assert_eq!(*lock(&old.0), [json!(1)]);
         assert_eq!(*lock(&new.0), [json!(2), json!(3), json!(4)]);
     }

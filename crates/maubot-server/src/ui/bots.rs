@@ -94,10 +94,17 @@ async fn list(
     )
 }
 
-async fn view_of(state: &AppState, id: &str) -> Option<ClientView> {
-    let mut view = state.clients.get(id).await?.view();
-    view.instances = state.plugins.instances_of_client(id);
-    Some(view)
+/// A bot, and the instances that run on it.
+struct Bot {
+    view: ClientView,
+    instances: Vec<InstanceView>,
+}
+
+async fn view_of(state: &AppState, id: &str) -> Option<Bot> {
+    Some(Bot {
+        view: state.clients.get(id).await?.view(),
+        instances: state.plugins.instances_of_client(id),
+    })
 }
 
 fn not_found(ctx: &Ctx) -> Response {
@@ -144,7 +151,7 @@ async fn render(
         status,
         page(
             ctx,
-            &bot.id,
+            &bot.view.id,
             Nav::Bots,
             alert.as_ref(),
             bot_page(ctx, state, &bot),
@@ -164,7 +171,14 @@ fn avatar_src(ctx: &Ctx, bot: &str, mxc: &str) -> Option<String> {
     ))
 }
 
-fn bot_page(ctx: &Ctx, state: &AppState, bot: &ClientView) -> Markup {
+fn bot_page(
+    ctx: &Ctx,
+    state: &AppState,
+    Bot {
+        view: bot,
+        instances,
+    }: &Bot,
+) -> Markup {
     let base = ctx.href(&format!("bots/{}", seg(&bot.id)));
     let (state_badge, _) = bot_state(bot);
     let action = |name: &str, label: &str, class: &str| {
@@ -276,11 +290,11 @@ fn bot_page(ctx: &Ctx, state: &AppState, bot: &ClientView) -> Markup {
                     }
                 }
                 h2 { "Instances" }
-                @if bot.instances.is_empty() {
+                @if instances.is_empty() {
                     p { "No instance runs on this bot. " a href=(ctx.href(&format!("new/instance?bot={}", seg(&bot.id)))) { "Create one" } }
                 } @else {
                     ul.plain {
-                        @for instance in &bot.instances {
+                        @for instance in instances {
                             li {
                                 a href=(ctx.href(&format!("instances/{}", seg(&instance.id)))) { (instance.id) }
                                 " " (instance_state(instance).0)
@@ -451,9 +465,16 @@ async fn recovery_key(
 }
 
 /// What deleting a bot means; blocked while instances use it.
-fn delete_page(ctx: &Ctx, bot: &ClientView, alert: Option<&Alert>) -> Markup {
+fn delete_page(
+    ctx: &Ctx,
+    Bot {
+        view: bot,
+        instances,
+    }: &Bot,
+    alert: Option<&Alert>,
+) -> Markup {
     let base = ctx.href(&format!("bots/{}", seg(&bot.id)));
-    let names: Vec<&str> = bot.instances.iter().map(|i| i.id.as_str()).collect();
+    let names: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
     let blocked = !names.is_empty();
     let consequences = html! {
         @if blocked {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::layout::{Alert, Nav, page};
 use super::{Ctx, PostResult, Session, UiForm, html as page_html, see_other, seg};
+use crate::api::client::ClientAnswer;
 use crate::api::client_auth::{AuthOutcome, AuthRequest, login_account, register_account};
 use crate::api::error::ApiError;
 use crate::client::ClientRequest;
@@ -155,7 +156,10 @@ async fn create(
                 .clients
                 .create(request, None)
                 .await
-                .map(|view| AuthOutcome::Client(crate::client::Upserted::Created, Box::new(view)))
+                .map(|view| {
+                    let answer = ClientAnswer::of(&state, view).0;
+                    AuthOutcome::Client(crate::client::Upserted::Created, Box::new(answer))
+                })
                 .map_err(ApiError::from)
         }
         _ => Err(ApiError::InvalidBody("unknown method".into())),
@@ -164,7 +168,7 @@ async fn create(
     form.access_token.clear();
     match result {
         Ok(AuthOutcome::Client(_, view)) => Ok(see_other(
-            &ctx.href(&format!("bots/{}?ok=created", seg(&view.id))),
+            &ctx.href(&format!("bots/{}?ok=created", seg(view.id()))),
         )),
         Ok(AuthOutcome::Credentials(_)) => Ok(see_other(&ctx.href("bots"))),
         Err(err) => Err(page_html(

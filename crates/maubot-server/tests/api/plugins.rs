@@ -25,7 +25,7 @@ fn plugin_source(name: &str) -> PathBuf {
 }
 
 /// A zip of the given entries.
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default();
     for (name, data) in entries {

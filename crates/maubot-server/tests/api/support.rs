@@ -71,6 +71,16 @@ impl TestServer {
         test: &str,
         adjust: impl FnOnce(&mut Config),
     ) -> Option<TestServer> {
+        Self::start_on(backend, test, adjust, None).await
+    }
+
+    /// [`TestServer::start_with`], plugins run by `runtime` instead of the real runtimes.
+    pub async fn start_on(
+        backend: Backend,
+        test: &str,
+        adjust: impl FnOnce(&mut Config),
+        runtime: Option<std::sync::Arc<dyn maubot_server::runtime::PluginRuntime>>,
+    ) -> Option<TestServer> {
         let dir = tempfile::tempdir().expect("temp dir");
         let postgres = match backend {
             Backend::Sqlite => None,
@@ -105,9 +115,11 @@ impl TestServer {
         config.python_host.ping_timeout = 3.0;
         config.python_host.start_timeout = 10.0;
         adjust(&mut config);
-        let running = maubot_server::start(config.clone())
-            .await
-            .expect("server starts");
+        let running = match runtime {
+            Some(runtime) => maubot_server::start_with_runtime(config.clone(), runtime).await,
+            None => maubot_server::start(config.clone()).await,
+        }
+        .expect("server starts");
         Some(TestServer {
             running,
             http: reqwest::Client::new(),
@@ -125,6 +137,11 @@ impl TestServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.running.local_addr()
+    }
+
+    /// The metrics listener's address, when `metrics.enabled`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.metrics_addr()
     }
 
     /// `http://127.0.0.1:PORT/_matrix/maubot/v1{path}`

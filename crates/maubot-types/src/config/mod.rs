@@ -71,11 +71,15 @@ pub struct Config {
     /// addition): each instance in a sandbox of its own, with these limits.
     pub wasm_host: WasmHost,
 
-    /// Log levels, in the form of Python's logging dictConfig (as maubot reads it): the levels of
-    /// `root` and of `loggers.<name>` are honoured (names are prefixes: `maubot`,
-    /// `maubot.client`, `mau`, ...). Formatters and handlers are accepted and ignored: maubot-rs
-    /// logs to standard error. `RUST_LOG`, if set, replaces these levels.
+    /// Logging, in the form of Python's logging dictConfig (as maubot reads it): the levels of
+    /// `root` and of `loggers.<name>` (names are prefixes: `maubot`, `maubot.client`, `mau`,
+    /// ...), and the handlers maubot's default config uses: stream handlers and (rotating) file
+    /// handlers, each with its formatter and level. Without handlers, logs go to standard error.
+    /// `RUST_LOG`, if set, replaces the levels.
     pub logging: LoggingConfig,
+
+    /// Prometheus metrics (maubot-rs addition).
+    pub metrics: Metrics,
 }
 
 impl Default for Config {
@@ -105,6 +109,7 @@ impl Default for Config {
             python_host: PythonHost::default(),
             wasm_host: WasmHost::default(),
             logging: LoggingConfig::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -451,6 +456,29 @@ impl Default for PythonHost {
             sandbox: true,
             sandbox_read: Vec::new(),
             sandbox_write: Vec::new(),
+        }
+    }
+}
+
+/// `metrics` (maubot-rs addition): Prometheus metrics in the text format at `GET /metrics`, on a
+/// listener of their own. It answers without authentication, so keep it on a private address.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Metrics {
+    /// Serve the metrics.
+    pub enabled: bool,
+    /// The address the metrics listener binds to.
+    pub hostname: String,
+    /// Its port (0: any free one, logged at start).
+    pub port: u16,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            hostname: "127.0.0.1".to_owned(),
+            port: 29317,
         }
     }
 }

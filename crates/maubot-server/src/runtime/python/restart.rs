@@ -51,6 +51,9 @@ impl PythonPlugin {
     }
 
     fn dropped(&self, instance_id: &str, count: u64) {
+        crate::metrics::instance(instance_id)
+            .dropped
+            .fetch_add(count, Ordering::Relaxed);
         let before = self.dropped.fetch_add(count, Ordering::Relaxed);
         let dropped = before + count;
         if before == 0 || before / 1000 != dropped / 1000 {
@@ -131,6 +134,7 @@ impl PythonPlugin {
         if failed.is_empty() {
             return;
         }
+        crate::metrics::worker_restarted(self.id());
         let reason = format!("The plugin's Python worker failed: {reason}");
         for id in &failed {
             self.host.instance_failed(id, reason.clone());
@@ -197,6 +201,9 @@ impl PythonPlugin {
         let unhandled = worker.unhandled_events().await;
         let mut restarting = lock(&self.restarting);
         for (instance, events) in &unhandled.dropped {
+            crate::metrics::instance(instance)
+                .dropped
+                .fetch_add(*events as u64, Ordering::Relaxed);
             tracing::warn!(
                 target: LOG, plugin = %self.id(), instance = %instance, events,
                 "Events are dropped: they were being handled each time two workers in a row died"

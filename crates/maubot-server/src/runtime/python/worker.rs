@@ -102,6 +102,9 @@ impl Worker {
         };
         let child = WorkerProcess::start(env, launch, zygote).await?;
         let pid = child.id();
+        if let Some(pid) = pid {
+            crate::metrics::worker_started(pid, plugin_id);
+        }
 
         let (read, mut write) = socket.into_split();
         let (out, mut lines) = mpsc::unbounded_channel::<String>();
@@ -335,14 +338,17 @@ impl Replies {
                 message: error.message.unwrap_or_else(|| "unknown error".to_owned()),
                 detail: error.traceback,
             }));
-        } else if let Some(instance) = self.events.answered(id)
-            && let Err(error) = outcome
-        {
-            tracing::warn!(
-                target: LOG, plugin = %plugin_id, instance = %instance,
-                error = error.message.as_deref().unwrap_or("unknown error"),
-                "An event handler failed"
-            );
+        } else if let Some(instance) = self.events.answered(id) {
+            let counters = crate::metrics::instance(&instance);
+            counters.handled.fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = outcome {
+                counters.handler_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    target: LOG, plugin = %plugin_id, instance = %instance,
+                    error = error.message.as_deref().unwrap_or("unknown error"),
+                    "An event handler failed"
+                );
+            }
         }
     }
 
@@ -443,6 +449,9 @@ async fn watch_process(
             }
         }
     };
+    if let Some(pid) = child.id() {
+        crate::metrics::worker_ended(pid);
+    }
     if !reason.is_empty() {
         tracing::warn!(target: LOG, plugin = %plugin_id, reason = %reason, "Python worker gone");
     }

@@ -77,6 +77,9 @@ impl Handle {
         if let Err(mpsc::error::TrySendError::Full(_)) =
             self.commands.try_send(Command::Event(event))
         {
+            crate::metrics::instance(instance_id)
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped == 1 || dropped.is_power_of_two() {
                 tracing::warn!(target: LOG, instance = %instance_id, dropped, "Events are dropped: the instance does not keep up");
@@ -341,6 +344,7 @@ async fn run(
     commands: mpsc::Sender<Command>,
 ) {
     let id = blueprint.start.instance_id.clone();
+    let counters = crate::metrics::instance(&id);
     let fuel = blueprint.settings.fuel_per_call;
     let mut backoff = BACKOFF_START;
     let mut waiting: VecDeque<Command> = VecDeque::new();
@@ -357,7 +361,15 @@ async fn run(
             let _ = done.send(());
             return;
         }
-        let Err(reason) = live.handle(command, fuel).await else {
+        let event = matches!(command, Command::Event(_));
+        let outcome = live.handle(command, fuel).await;
+        if event {
+            counters.handled.fetch_add(1, Ordering::Relaxed);
+            if outcome.is_err() {
+                counters.handler_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let Err(reason) = outcome else {
             continue;
         };
         tracing::warn!(target: LOG, instance = %id, reason = %reason, "The plugin trapped; its instance is made again");
