@@ -94,23 +94,9 @@ pub async fn login(
     password: &Secret,
     device_name: &str,
 ) -> Result<Credentials, HomeserverAuthError> {
-    let url = format!(
-        "{}/_matrix/client/v3/login",
-        homeserver.trim_end_matches('/')
-    );
+    let url = login_url(homeserver);
     // An OIDC-only homeserver (MAS) offers no password login: say so (maubot issue #283).
-    let flows: Value = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(HomeserverAuthError::Connection)?
-        .json()
-        .await
-        .unwrap_or(Value::Null);
-    let has_password = flows["flows"]
-        .as_array()
-        .is_some_and(|flows| flows.iter().any(|f| f["type"] == "m.login.password"));
-    if !has_password {
+    if !offers(http, homeserver, "m.login.password").await? {
         return Err(HomeserverAuthError::Unsupported(
             "The homeserver does not offer password login (it may use single sign-on only)",
         ));
@@ -119,6 +105,43 @@ pub async fn login(
         "type": "m.login.password",
         "identifier": { "type": "m.id.user", "user": username },
         "password": password.expose(),
+        "device_id": new_device_id(),
+        "initial_device_display_name": device_name,
+    });
+    post_for_credentials(http, &url, &body).await
+}
+
+/// Whether the homeserver offers the login type `kind` (`GET /login`'s flows).
+pub async fn offers(
+    http: &reqwest::Client,
+    homeserver: &str,
+    kind: &str,
+) -> Result<bool, HomeserverAuthError> {
+    let url = login_url(homeserver);
+    let flows: Value = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(HomeserverAuthError::Connection)?
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    Ok(flows["flows"]
+        .as_array()
+        .is_some_and(|flows| flows.iter().any(|f| f["type"] == kind)))
+}
+
+/// Logs in with the `loginToken` a single sign-on redirect brought, on a new device.
+pub async fn login_with_token(
+    http: &reqwest::Client,
+    homeserver: &str,
+    token: &Secret,
+    device_name: &str,
+) -> Result<Credentials, HomeserverAuthError> {
+    let url = login_url(homeserver);
+    let body = json!({
+        "type": "m.login.token",
+        "token": token.expose(),
         "device_id": new_device_id(),
         "initial_device_display_name": device_name,
     });
@@ -161,6 +184,13 @@ async fn post_for_credentials(
             "The homeserver's answer lacks user_id, access_token or device_id",
         )),
     }
+}
+
+fn login_url(homeserver: &str) -> String {
+    format!(
+        "{}/_matrix/client/v3/login",
+        homeserver.trim_end_matches('/')
+    )
 }
 
 /// `maubot_` and eight characters of `[A-Z0-9]`.

@@ -127,6 +127,7 @@ pub async fn start_with_runtime(
         auth: Arc::new(auth),
         clients,
         plugins,
+        sso: Default::default(),
         shutdown,
     });
     let bind = (config.server.hostname.as_str(), config.server.port);

@@ -36,6 +36,8 @@ pub struct Shared {
     pub auth: Arc<Authenticator>,
     pub clients: Arc<ClientManager>,
     pub plugins: Arc<PluginHost>,
+    /// Single sign-on logins of bots under way.
+    pub sso: crate::api::sso::Sessions,
     /// Becomes true when the server shuts down (live connections close themselves).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

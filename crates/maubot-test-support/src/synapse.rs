@@ -42,12 +42,18 @@ impl Synapse {
 
     /// A homeserver of the caller's own, e.g. to stop and restart it. Blocks while it starts.
     pub fn start() -> anyhow::Result<Synapse> {
+        Self::start_with("")
+    }
+
+    /// [`Synapse::start`] with `extra` appended to the homeserver's config (YAML of top-level
+    /// keys), e.g. to offer single sign-on.
+    pub fn start_with(extra: &str) -> anyhow::Result<Synapse> {
         let venv = venv()?;
         let dir = tempfile::Builder::new()
             .prefix("maubot-synapse-")
             .tempdir()?;
         let port = crate::free_port();
-        write_config(dir.path(), port)?;
+        write_config(dir.path(), port, extra)?;
         let status = Command::new(venv.join("bin/python"))
             .args(["-m", "synapse.app.homeserver", "-c"])
             .arg(dir.path().join("homeserver.yaml"))
@@ -327,7 +333,7 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_config(dir: &Path, port: u16) -> anyhow::Result<()> {
+fn write_config(dir: &Path, port: u16, extra: &str) -> anyhow::Result<()> {
     let d = dir.display();
     let limit = "{per_second: 10000, burst_count: 100000}";
     let config = format!(
@@ -386,7 +392,7 @@ rc_profile: {limit}
 rc_user_directory: {limit}
 "#
     );
-    std::fs::write(dir.join("homeserver.yaml"), config)?;
+    std::fs::write(dir.join("homeserver.yaml"), format!("{config}{extra}\n"))?;
     let log_config = format!(
         r#"version: 1
 formatters:

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::client::ClientAnswer;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::sso;
 use crate::client::{AccessDetails, Upserted};
 use crate::homeserver_auth::{self, Credentials, HomeserverAuthError};
 use crate::state::AppState;
@@ -24,6 +25,11 @@ pub fn router() -> Router<AppState> {
         .route("/client/auth/servers", get(servers))
         .route("/client/auth/{server}/register", post(register))
         .route("/client/auth/{server}/login", post(login))
+        .route("/client/auth/{server}/sso/{id}/wait", post(sso::wait))
+        .route(
+            "/client/auth_external_sso/complete/{id}",
+            get(sso::complete),
+        )
 }
 
 /// `GET /_matrix/maubot/v1/client/auth/servers`
@@ -97,7 +103,7 @@ impl AuthRequest {
     }
 }
 
-fn homeserver<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a Homeserver> {
+pub(crate) fn homeserver<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a Homeserver> {
     state
         .config
         .homeservers
@@ -165,8 +171,14 @@ async fn login(
     ApiJson(body): ApiJson<AuthRequest>,
 ) -> ApiResult<AuthOutcome> {
     if truthy(&query.sso) {
-        homeserver(&state, &server)?;
-        return Err(ApiError::NotImplemented("single sign-on login"));
+        let started = sso::start(
+            &state,
+            &server,
+            truthy(&query.update_client),
+            body.device_name.as_deref(),
+        )
+        .await?;
+        return Ok(AuthOutcome::Credentials(started));
     }
     login_account(&state, &server, &body, truthy(&query.update_client)).await
 }
@@ -194,7 +206,7 @@ pub(crate) async fn login_account(
     respond(state, homeserver, credentials, update_client).await
 }
 
-async fn respond(
+pub(crate) async fn respond(
     state: &AppState,
     homeserver: &Homeserver,
     credentials: Credentials,
@@ -220,7 +232,7 @@ async fn respond(
 
 /// maubot passes the homeserver's refusal on: registration as a 500 with `http_status`, login
 /// with the homeserver's own status.
-fn homeserver_error(err: HomeserverAuthError, registering: bool) -> ApiError {
+pub(crate) fn homeserver_error(err: HomeserverAuthError, registering: bool) -> ApiError {
     match err {
         HomeserverAuthError::Connection(_) => ApiError::BadClientConnectionDetails,
         HomeserverAuthError::Matrix {

@@ -96,6 +96,12 @@ pub enum ApiError {
     /// Register or login without username or password.
     #[error("Username or password missing")]
     UsernameOrPasswordMissing,
+    /// Single sign-on login on a homeserver without `m.login.sso`.
+    #[error("That server does not seem to support single sign-on")]
+    SsoNotSupported,
+    /// A single sign-on session that does not exist (any more). maubot answers a bare 500.
+    #[error("The single sign-on session does not exist or has expired")]
+    SsoSessionNotFound,
     /// `?sso=true` on register.
     #[error("The register operation is only for registering with a password")]
     RegistrationNoSso,
@@ -162,9 +168,6 @@ pub enum ApiError {
         query: String,
         error: String,
     },
-    /// Something maubot offers that maubot-rs does not (yet).
-    #[error("Not implemented: {0}")]
-    NotImplemented(&'static str),
     /// The database does not answer.
     #[error("The database is unavailable")]
     DatabaseUnavailable,
@@ -231,10 +234,11 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "username_or_password_missing")
             }
             Self::RegistrationNoSso => (StatusCode::BAD_REQUEST, "registration_no_sso"),
+            Self::SsoNotSupported => (StatusCode::FORBIDDEN, "sso_not_supported"),
+            Self::SsoSessionNotFound => (StatusCode::NOT_FOUND, "sso_session_not_found"),
             Self::HomeserverUnsupported { errcode, .. } => (StatusCode::BAD_REQUEST, errcode),
             // The errcode is the homeserver's; see `into_response`.
             Self::Homeserver { status, .. } => (*status, "M_UNKNOWN"),
-            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::PluginHasNoDatabase => (StatusCode::NOT_FOUND, "plugin_has_no_database"),
             Self::TableNotFound => (StatusCode::NOT_FOUND, "table_not_found"),
             Self::QueryMissing => (StatusCode::BAD_REQUEST, "query_missing"),

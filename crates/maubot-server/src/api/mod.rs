@@ -13,6 +13,7 @@ mod meta;
 mod plugin;
 mod proxy;
 pub mod session;
+pub mod sso;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;

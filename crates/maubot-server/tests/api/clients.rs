@@ -41,7 +41,7 @@ pub(crate) async fn server_with_synapse_and(
 /// A server whose `homeservers` has `localhost` = `synapse`, and `not-synapse`, an HTTP server
 /// that answers 404 to everything (as a homeserver without Synapse's admin API and without
 /// password login does to those requests).
-async fn server_for(
+pub(crate) async fn server_for(
     backend: Backend,
     test: &str,
     synapse: &Synapse,
@@ -561,15 +561,18 @@ async fn client_auth_routes_refuse_bad_input(server: &TestServer) {
         "password_login_unsupported",
     );
 
-    // Single sign-on is not there yet.
-    let answer = server
-        .post_json(
-            "/client/auth/localhost/login?sso=true",
-            Some(&token),
-            json!({}),
-        )
-        .await;
-    assert_error(&answer, StatusCode::NOT_IMPLEMENTED, "not_implemented");
+    // Single sign-on on homeservers that offer none (the test Synapse has no identity
+    // provider; `sso.rs` has one with).
+    for server_name in ["localhost", "not-synapse"] {
+        let answer = server
+            .post_json(
+                &format!("/client/auth/{server_name}/login?sso=true"),
+                Some(&token),
+                json!({}),
+            )
+            .await;
+        assert_error(&answer, StatusCode::FORBIDDEN, "sso_not_supported");
+    }
 }
 
 async fn delete_rules(server: &TestServer) {

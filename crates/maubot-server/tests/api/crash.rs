@@ -31,6 +31,31 @@ const FAULT_POINTS: [Option<&str>; 6] = [
     Some("client.create.row_saved"),
 ];
 
+/// A server process of the test's: killed when the test ends, also by a failed assertion.
+struct Owned(Option<std::process::Child>);
+
+impl std::ops::Deref for Owned {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("running")
+    }
+}
+
+impl std::ops::DerefMut for Owned {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().expect("running")
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// What the API confirmed before the kill: what must have survived it.
 #[derive(Debug, Default)]
 struct Confirmed {
@@ -344,7 +369,8 @@ async fn killed_at_random_moments_the_server_leaves_whole_objects() {
     let mut confirmed = Confirmed::default();
     // The first bot and the instances' plugin, before any kill.
     {
-        let (mut child, addr, _) = spawn(dir.path(), &[]);
+        let (child, addr, _) = spawn(dir.path(), &[]);
+        let mut child = Owned(Some(child));
         let api = Api::login(&addr).await.expect("login");
         let user = synapse
             .register(&unique("crashbot"), "crash-password", false)
@@ -370,7 +396,8 @@ async fn killed_at_random_moments_the_server_leaves_whole_objects() {
             .map(|p| ("MAUBOT_FAULT_POINT", p))
             .into_iter()
             .collect();
-        let (mut child, addr, log) = spawn(dir.path(), &env);
+        let (child, addr, log) = spawn(dir.path(), &env);
+        let mut child = Owned(Some(child));
         let api = Api::login(&addr).await.expect("login");
         check(&api, dir.path(), &confirmed).await;
         let mut working = confirmed;
@@ -414,7 +441,8 @@ async fn killed_at_random_moments_the_server_leaves_whole_objects() {
         }
     }
     let (child, addr, _) = spawn(dir.path(), &[]);
+    let mut child = Owned(Some(child));
     let api = Api::login(&addr).await.expect("login");
     check(&api, dir.path(), &confirmed).await;
-    crate::binary::terminate(child);
+    crate::binary::terminate(child.0.take().expect("running"));
 }

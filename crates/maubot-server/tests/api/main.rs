@@ -18,6 +18,7 @@ mod outage;
 mod plugins;
 mod scripted;
 mod security;
+mod sso;
 mod synapse;
 mod ui;
 mod wasm;
