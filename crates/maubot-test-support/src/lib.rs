@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod partition;
 pub mod postgres;
+pub mod python_tools;
 pub mod synapse;
 pub mod wasm;
 

@@ -1,26 +1,29 @@
 //! `/auth/*`: logging in to the management API.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use maubot_types::config::ApiFeatures;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::openapi::ErrorBody;
 use super::session::Admin;
 use crate::state::AppState;
 
-pub fn router(features: ApiFeatures) -> Router<AppState> {
-    let router = Router::new().route("/auth/ping", post(ping));
+pub fn router(features: ApiFeatures) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new().routes(routes!(ping));
     if features.login {
-        router.route("/auth/login", post(login))
+        router.routes(routes!(login))
     } else {
         router
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct LoginRequest {
     secret: Option<String>,
     user: Option<String>,
@@ -28,7 +31,7 @@ struct LoginRequest {
     password: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TokenResponse {
     token: String,
 }
@@ -37,6 +40,11 @@ struct TokenResponse {
 ///
 /// With the unshared secret (`{"secret", "user"?}`) or an admin's password
 /// (`{"username", "password"}`). A wrong secret falls through to the password check, as in maubot.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = LoginRequest, responses(
+    (status = 200, description = "A token for the admin", body = TokenResponse),
+    (status = 401, description = "Wrong secret, user or password (`invalid_auth`)", body = ErrorBody),
+    (status = 429, description = "Too many password logins waiting", body = ErrorBody),
+))]
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
@@ -59,15 +67,20 @@ async fn login(
     Err(ApiError::InvalidAuth)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PingResponse {
     username: String,
+    #[schema(value_type = Object)]
     features: ApiFeatures,
 }
 
 /// `POST /_matrix/maubot/v1/auth/ping`
 ///
 /// Who the token belongs to, and the enabled API features.
+#[utoipa::path(post, path = "/auth/ping", tag = "auth", responses(
+    (status = 200, description = "Who the token belongs to, and the enabled features", body = PingResponse),
+    (status = 401, description = "No valid token", body = ErrorBody),
+))]
 async fn ping(State(state): State<AppState>, admin: Admin) -> Json<PingResponse> {
     Json(PingResponse {
         username: admin.username,

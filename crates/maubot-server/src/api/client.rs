@@ -1,38 +1,35 @@
 //! `/clients`, `/client/*`: the bot accounts.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::openapi::ErrorBody;
 use crate::client::{self, ClientRequest, ClientView};
 use crate::plugins::InstanceView;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/clients", get(list))
-        .route("/client/new", post(create))
-        .route("/client/{id}", get(read).put(put).delete(delete))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(create))
+        .routes(routes!(read, put, delete))
         // maubot's route is POST; its spec says PUT. Both work.
-        .route(
-            "/client/{id}/clearcache",
-            post(clear_cache).put(clear_cache),
-        )
-        .route("/client/{id}/verify", post(verify))
-        .route(
-            "/client/{id}/generate_recovery_key",
-            post(generate_recovery_key),
-        )
+        .routes(routes!(clear_cache))
+        .routes(routes!(verify))
+        .routes(routes!(generate_recovery_key))
 }
 
 /// A client as maubot shows it: its view and the instances that run on it. (The client module
 /// knows nothing of plugins; the API puts the two together.)
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ClientAnswer {
     #[serde(flatten)]
     client: ClientView,
@@ -51,6 +48,10 @@ impl ClientAnswer {
 }
 
 /// `GET /_matrix/maubot/v1/clients`
+#[utoipa::path(get, path = "/clients", tag = "clients", responses(
+    (status = 200, description = "Every client, with its instances", body = Vec<ClientAnswer>),
+    (status = 401, description = "No valid token", body = ErrorBody),
+))]
 async fn list(State(state): State<AppState>) -> Json<Vec<ClientAnswer>> {
     let views = state.clients.views().await;
     Json(
@@ -62,6 +63,11 @@ async fn list(State(state): State<AppState>) -> Json<Vec<ClientAnswer>> {
 }
 
 /// `GET /_matrix/maubot/v1/client/{id}`
+#[utoipa::path(get, path = "/client/{id}", tag = "clients", params(("id" = String, Path, description = "The client's Matrix user ID")), responses(
+    (status = 200, description = "The client, with its instances", body = ClientAnswer),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`client_not_found`", body = ErrorBody),
+))]
 async fn read(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -77,6 +83,13 @@ async fn read(
 /// `POST /_matrix/maubot/v1/client/new`
 ///
 /// Creates a client for the user the access token belongs to; 409 if it exists.
+#[utoipa::path(post, path = "/client/new", tag = "clients", request_body = ClientRequest, responses(
+    (status = 201, description = "Created for the access token's user", body = ClientAnswer),
+    (status = 400, description = "`bad_client_access_token`, `bad_client_access_details`, `bad_client_connection_details`, `device_id_mismatch`, `invalid_request_body`", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "Listed by maubot's spec; not answered", body = ErrorBody),
+    (status = 409, description = "`user_exists`", body = ErrorBody),
+))]
 async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ClientRequest>,
@@ -89,6 +102,13 @@ async fn create(
 ///
 /// Updates the client (200), or creates it if it does not exist (201; the token must be the
 /// user's in the path).
+#[utoipa::path(put, path = "/client/{id}", tag = "clients", params(("id" = String, Path, description = "The client's Matrix user ID")), request_body = ClientRequest, responses(
+    (status = 200, description = "Updated", body = ClientAnswer),
+    (status = 201, description = "Created (the access token must be the path's user's)", body = ClientAnswer),
+    (status = 202, description = "Listed by maubot's spec for an update; maubot and maubot-rs answer 200", body = ClientAnswer),
+    (status = 400, description = "`mxid_mismatch`, `device_id_mismatch`, `bad_client_access_token`, `invalid_request_body`", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+))]
 async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -106,12 +126,23 @@ async fn put(
 /// `DELETE /_matrix/maubot/v1/client/{id}`
 ///
 /// 412 while plugin instances use the client.
+#[utoipa::path(delete, path = "/client/{id}", tag = "clients", params(("id" = String, Path, description = "The client's Matrix user ID")), responses(
+    (status = 204, description = "Deleted"),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`client_not_found`", body = ErrorBody),
+    (status = 412, description = "`client_in_use`: instances run on it", body = ErrorBody),
+))]
 async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state.clients.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /_matrix/maubot/v1/client/{id}/clearcache`
+#[utoipa::path(method(post, put), path = "/client/{id}/clearcache", tag = "clients", params(("id" = String, Path, description = "The client's Matrix user ID")), responses(
+    (status = 200, description = "`{\"success\": true}`: the sync starts afresh", body = serde_json::Value),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`client_not_found`", body = ErrorBody),
+))]
 async fn clear_cache(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -120,7 +151,7 @@ async fn clear_cache(
     Ok(Json(json!({ "success": true })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct VerifyRequest {
     recovery_key: String,
 }
@@ -128,6 +159,12 @@ struct VerifyRequest {
 /// `POST /_matrix/maubot/v1/client/{id}/verify`
 ///
 /// Verifies the bot's device with the account's recovery key.
+#[utoipa::path(post, path = "/client/{id}/verify", tag = "clients", params(("id" = String, Path, description = "The client's Matrix user ID")), request_body = VerifyRequest, responses(
+    (status = 200, description = "`{\"success\": true}`: the device is verified", body = serde_json::Value),
+    (status = 400, description = "A wrong recovery key", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`client_not_found`", body = ErrorBody),
+))]
 async fn verify(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -145,6 +182,12 @@ async fn verify(
 /// `POST /_matrix/maubot/v1/client/{id}/generate_recovery_key`
 ///
 /// Sets up cross-signing and recovery for an account without keys; 201 with the recovery key.
+#[utoipa::path(post, path = "/client/{id}/generate_recovery_key", tag = "clients", params(("id" = String, Path, description = "The client's Matrix user ID")), responses(
+    (status = 201, description = "`{\"success\": true, \"recovery_key\": ...}`, shown once", body = serde_json::Value),
+    (status = 400, description = "The account has cross-signing keys already", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`client_not_found`", body = ErrorBody),
+))]
 async fn generate_recovery_key(
     State(state): State<AppState>,
     Path(id): Path<String>,

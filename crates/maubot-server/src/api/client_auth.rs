@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+
+use axum::Json;
 use maubot_types::config::Homeserver;
 use maubot_types::secret::Secret;
 use serde::Deserialize;
@@ -15,26 +15,30 @@ use serde::Deserialize;
 use super::client::ClientAnswer;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::openapi::ErrorBody;
 use super::sso;
 use crate::client::{AccessDetails, Upserted};
 use crate::homeserver_auth::{self, Credentials, HomeserverAuthError};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/client/auth/servers", get(servers))
-        .route("/client/auth/{server}/register", post(register))
-        .route("/client/auth/{server}/login", post(login))
-        .route("/client/auth/{server}/sso/{id}/wait", post(sso::wait))
-        .route(
-            "/client/auth_external_sso/complete/{id}",
-            get(sso::complete),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(servers))
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(sso::wait))
+        .routes(routes!(sso::complete))
 }
 
 /// `GET /_matrix/maubot/v1/client/auth/servers`
 ///
 /// The configured homeservers, as `{name: url}`.
+#[utoipa::path(get, path = "/client/auth/servers", tag = "client auth", responses(
+    (status = 200, description = "The configured homeservers, `{name: url}`", body = std::collections::BTreeMap<String, String>),
+    (status = 401, description = "No valid token", body = ErrorBody),
+))]
 async fn servers(State(state): State<AppState>) -> Json<BTreeMap<String, String>> {
     Json(
         state
@@ -60,7 +64,7 @@ fn truthy(value: &Option<String>) -> bool {
 }
 
 /// The body of the register and login routes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct AuthRequest {
     pub username: Option<String>,
     pub password: Option<String>,
@@ -115,6 +119,19 @@ pub(crate) fn homeserver<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a H
 ///
 /// Registers a bot account with Synapse's shared secret. With `?update_client=true` the new
 /// account becomes a client (201), else the homeserver's login answer is returned (200).
+#[utoipa::path(post, path = "/client/auth/{server}/register", tag = "client auth",
+    params(("server" = String, Path, description = "A key of the config's `homeservers`"), ("update_client" = Option<String>, Query, description = "`true`: make a client of the account"),
+        ("sso" = Option<String>, Query, description = "Refused (`registration_no_sso`)")),
+    request_body = AuthRequest,
+    responses(
+    (status = 200, description = "The homeserver's login answer", body = serde_json::Value),
+    (status = 201, description = "The new client (`update_client`)", body = ClientAnswer),
+    (status = 400, description = "`username_or_password_missing`, `registration_no_sso`, `registration_unsupported`", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`server_not_found`, `registration_secret_not_found`", body = ErrorBody),
+    (status = 409, description = "Listed by maubot's spec: the user exists", body = ErrorBody),
+    (status = 500, description = "The homeserver refused: its errcode and error", body = ErrorBody),
+))]
 async fn register(
     State(state): State<AppState>,
     Path(server): Path<String>,
@@ -164,6 +181,20 @@ pub(crate) async fn register_account(
 ///
 /// Logs in with a password on a new `maubot_XXXXXXXX` device. With `?update_client=true` the
 /// session becomes a client: 201 if new, 202 if an existing client was updated.
+#[utoipa::path(post, path = "/client/auth/{server}/login", tag = "client auth",
+    params(("server" = String, Path, description = "A key of the config's `homeservers`"), ("update_client" = Option<String>, Query, description = "`true`: make or update a client"),
+        ("sso" = Option<String>, Query, description = "`true`: single sign-on (then only `device_name` counts)")),
+    request_body = AuthRequest,
+    responses(
+    (status = 200, description = "The homeserver's login answer; with `sso`, `{\"sso_url\", \"id\"}`", body = serde_json::Value),
+    (status = 201, description = "A new client (`update_client`)", body = ClientAnswer),
+    (status = 202, description = "An existing client updated (`update_client`)", body = ClientAnswer),
+    (status = 400, description = "`username_or_password_missing`, `password_login_unsupported`", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 403, description = "`sso_not_supported`; or the homeserver's refusal, with its status", body = ErrorBody),
+    (status = 404, description = "`server_not_found`", body = ErrorBody),
+    (status = 500, description = "Listed by maubot's spec for a failed login", body = ErrorBody),
+))]
 async fn login(
     State(state): State<AppState>,
     Path(server): Path<String>,

@@ -3,22 +3,25 @@
 //! errcode; no client depends on that status (maubot's UI treats the body as an error either
 //! way), so maubot-rs answers 404.
 
+use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::openapi::ErrorBody;
 use crate::plugins::database::{Engine, Flavor, SqlError};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/instance/{id}/database", get(tables))
-        .route("/instance/{id}/database/query", post(query))
-        .route("/instance/{id}/database/{table}", get(table))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tables))
+        .routes(routes!(query))
+        .routes(routes!(table))
 }
 
 /// The instance (lower-cased, as maubot) and where its open database is.
@@ -32,6 +35,11 @@ fn database_of(state: &AppState, id: &str) -> ApiResult<(String, Engine, Flavor)
 }
 
 /// `GET /_matrix/maubot/v1/instance/{id}/database`: tables and their columns.
+#[utoipa::path(get, path = "/instance/{id}/database", tag = "instance databases", params(("id" = String, Path, description = "The instance's ID (lower-cased)")), responses(
+    (status = 200, description = "The tables and their columns", body = serde_json::Value),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`instance_not_found`, `plugin_has_no_database`", body = ErrorBody),
+))]
 async fn tables(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     tables_of(&state, &id).await.map(Json)
 }
@@ -49,6 +57,15 @@ pub(crate) async fn tables_of(state: &AppState, id: &str) -> ApiResult<Value> {
 
 /// `GET /_matrix/maubot/v1/instance/{id}/database/{table}?order=col[:asc|:desc]&limit=100`:
 /// the table's rows (maubot implements this only for legacy SQLAlchemy databases).
+#[utoipa::path(get, path = "/instance/{id}/database/{table}", tag = "instance databases",
+    params(("id" = String, Path, description = "The instance's ID (lower-cased)"), ("table" = String, Path, description = "A table"),
+        ("order" = Option<String>, Query, description = "`column:asc` or `column:desc`, repeatable"),
+        ("limit" = Option<u32>, Query, description = "Rows at most (100)")),
+    responses(
+    (status = 200, description = "Rows", body = serde_json::Value),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`instance_not_found`, `plugin_has_no_database`, `table_not_found`", body = ErrorBody),
+))]
 async fn table(
     State(state): State<AppState>,
     Path((id, table)): Path<(String, String)>,
@@ -103,7 +120,7 @@ pub(crate) async fn rows_of(
     run(state, &id, engine, flavor, &sql, false).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct QueryRequest {
     query: Option<String>,
     #[serde(default)]
@@ -111,6 +128,12 @@ struct QueryRequest {
 }
 
 /// `POST /_matrix/maubot/v1/instance/{id}/database/query`
+#[utoipa::path(post, path = "/instance/{id}/database/query", tag = "instance databases", params(("id" = String, Path, description = "The instance's ID (lower-cased)")), request_body = QueryRequest, responses(
+    (status = 200, description = "Rows, or the affected row count", body = serde_json::Value),
+    (status = 400, description = "`query_missing`, `sql_error`", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`instance_not_found`, `plugin_has_no_database`", body = ErrorBody),
+))]
 async fn query(
     State(state): State<AppState>,
     Path(id): Path<String>,

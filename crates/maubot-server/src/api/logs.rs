@@ -34,7 +34,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `GET /_matrix/maubot/v1/logs[?level=INFO&logger=maubot.instance]`
-async fn logs(
+#[utoipa::path(get, path = "/logs", tag = "logs", security(()),
+    params(("level" = Option<String>, Query, description = "Records of this level and up"), ("logger" = Option<String>, Query, description = "Records of this logger and below")),
+    responses(
+    (status = 101, description = "A websocket: send the token as the first message, then receive the log history and records as JSON"),
+    (status = 400, description = "`websocket_required`", body = super::openapi::ErrorBody),
+))]
+pub(super) async fn logs(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     Query(filter): Query<Filter>,

@@ -1,29 +1,35 @@
 //! `/features`, `/version` and `/health`: what this server offers and whether it is well.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
+use super::openapi::ErrorBody;
 use super::session::Admin;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/features", get(features))
-        .route("/version", get(version))
-        .route("/health", get(health))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(features))
+        .routes(routes!(version))
+        .routes(routes!(health))
 }
 
 /// maubot's "open in editor" route (feature `dev_open`), which its web UI asks on every page.
 /// maubot-rs opens no editors: it is never enabled, and `POST` does not exist (405, as in
 /// maubot without an editor config).
-pub fn debug_router() -> Router<AppState> {
-    Router::new().route("/debug/open", get(debug_open))
+pub fn debug_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(debug_open))
 }
 
 /// `GET /_matrix/maubot/v1/debug/open`
+#[utoipa::path(get, path = "/debug/open", tag = "meta", responses(
+    (status = 200, description = "`{\"enabled\": false}`: maubot-rs opens no editors", body = serde_json::Value),
+    (status = 401, description = "No valid token", body = ErrorBody),
+))]
 async fn debug_open(_: Admin) -> Json<Value> {
     Json(json!({ "enabled": false }))
 }
@@ -31,6 +37,9 @@ async fn debug_open(_: Admin) -> Json<Value> {
 /// `GET /_matrix/maubot/v1/features`
 ///
 /// All of `api_features` for an admin; only whether password login exists for anyone else.
+#[utoipa::path(get, path = "/features", tag = "meta", security(()), responses(
+    (status = 200, description = "`api_features` for an admin; `{\"login\": bool}` for anyone else", body = serde_json::Value),
+))]
 async fn features(State(state): State<AppState>, admin: Option<Admin>) -> Json<Value> {
     let features = state.config.api_features;
     match admin {
@@ -42,6 +51,10 @@ async fn features(State(state): State<AppState>, admin: Option<Admin>) -> Json<V
 /// `GET /_matrix/maubot/v1/version`
 ///
 /// The maubot version whose API this server speaks, and this implementation's own version.
+#[utoipa::path(get, path = "/version", tag = "meta", responses(
+    (status = 200, description = "The maubot version whose API this is, and the implementation", body = serde_json::Value),
+    (status = 401, description = "No valid token", body = ErrorBody),
+))]
 async fn version(_: Admin) -> Json<Value> {
     Json(json!({
         "version": maubot_types::MAUBOT_COMPAT_VERSION,
@@ -52,6 +65,10 @@ async fn version(_: Admin) -> Json<Value> {
 /// `GET /_matrix/maubot/v1/health` (maubot-rs addition, no authentication)
 ///
 /// 200 when the database answers, 503 otherwise; for load balancers and container health checks.
+#[utoipa::path(get, path = "/health", tag = "meta", security(()), responses(
+    (status = 200, description = "The database answers", body = serde_json::Value),
+    (status = 503, description = "The database does not answer", body = ErrorBody),
+))]
 async fn health(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     match state.db.ping().await {
         Ok(()) => Ok(Json(

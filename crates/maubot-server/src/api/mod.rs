@@ -10,13 +10,18 @@ pub(crate) mod instance_database;
 pub mod json;
 mod logs;
 mod meta;
+mod openapi;
 mod plugin;
 mod proxy;
 pub mod session;
 pub mod sso;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::middleware::from_fn_with_state;
+use maubot_types::config::ApiFeatures;
+use utoipa_axum::router::OpenApiRouter;
 
 use self::error::ApiError;
 use crate::state::AppState;
@@ -27,25 +32,21 @@ pub const PREFIX: &str = "/_matrix/maubot/v1";
 /// The API's routes, with maubot's answers for unknown paths and methods and the token check in
 /// front of everything.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let features = state.config.api_features;
-    let when =
-        |on: bool, router: fn() -> Router<AppState>| if on { router() } else { Router::new() };
-    Router::new()
-        .merge(meta::router())
-        .merge(auth::router(features))
-        // As in maubot, enabling client_auth also registers the client routes.
-        .merge(when(
-            features.client || features.client_auth,
-            client::router,
-        ))
-        .merge(when(features.client_auth, client_auth::router))
-        .merge(when(features.client_proxy, proxy::router))
-        .merge(when(features.plugin, plugin::router))
-        .merge(when(features.plugin_upload, plugin::upload_router))
-        .merge(when(features.instance, instance::router))
-        .merge(when(features.instance_database, instance_database::router))
-        .merge(when(features.log, logs::router))
-        .merge(when(features.dev_open, meta::debug_router))
+    let (router, document) = routes(state.config.api_features);
+    let document: Arc<str> = Arc::from(document.to_json().unwrap_or_default());
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = Arc::clone(&document);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document.to_string(),
+                    )
+                }
+            }),
+        )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), session::require_token))
@@ -68,6 +69,48 @@ async fn count_request(
     let response = next.run(request).await;
     crate::metrics::api_request(&route, &method, response.status().as_u16());
     response
+}
+
+/// The routes of the enabled features, and the OpenAPI document describing exactly those.
+pub fn routes(features: ApiFeatures) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let when = |on: bool, router: fn() -> OpenApiRouter<AppState>| {
+        if on {
+            router()
+        } else {
+            OpenApiRouter::default()
+        }
+    };
+    let (mut router, collected) = OpenApiRouter::default()
+        .merge(meta::router())
+        .merge(auth::router(features))
+        // As in maubot, enabling client_auth also registers the client routes.
+        .merge(when(
+            features.client || features.client_auth,
+            client::router,
+        ))
+        .merge(when(features.client_auth, client_auth::router))
+        .merge(when(features.plugin, plugin::router))
+        .merge(when(features.plugin_upload, plugin::upload_router))
+        .merge(when(features.instance, instance::router))
+        .merge(when(features.instance_database, instance_database::router))
+        .merge(when(features.dev_open, meta::debug_router))
+        .split_for_parts();
+    let mut document = openapi::document(collected);
+    // Described by hand (see `openapi`): mounted only with their features.
+    if features.client_proxy {
+        router = router.merge(proxy::router());
+    } else {
+        document
+            .paths
+            .paths
+            .retain(|path, _| !path.starts_with("/proxy/"));
+    }
+    if features.log {
+        router = router.merge(logs::router());
+    } else {
+        document.paths.paths.remove("/logs");
+    }
+    (router, document)
 }
 
 /// Runs a change to completion even if the client goes away: axum drops a handler's future when

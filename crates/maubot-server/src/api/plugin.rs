@@ -2,39 +2,50 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::detached;
 use super::error::{ApiError, ApiResult};
 use super::json::read_body;
+use super::openapi::{ErrorBody, PluginArchive};
 use crate::plugins::{self, PluginView};
 use crate::state::AppState;
 
 /// Feature `plugin`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/plugins", get(list))
-        .route("/plugin/{id}", get(read).delete(delete))
-        .route("/plugin/{id}/reload", post(reload))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read, delete))
+        .routes(routes!(reload))
 }
 
 /// Feature `plugin_upload`.
-pub fn upload_router() -> Router<AppState> {
-    Router::new()
-        .route("/plugin/{id}", put(put_plugin))
-        .route("/plugins/upload", post(upload))
+pub fn upload_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_plugin))
+        .routes(routes!(upload))
 }
 
 /// `GET /_matrix/maubot/v1/plugins`
+#[utoipa::path(get, path = "/plugins", tag = "plugins", responses(
+    (status = 200, description = "Every plugin", body = Vec<PluginView>),
+    (status = 401, description = "No valid token", body = ErrorBody),
+))]
 async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
     Json(state.plugins.plugins())
 }
 
 /// `GET /_matrix/maubot/v1/plugin/{id}`
+#[utoipa::path(get, path = "/plugin/{id}", tag = "plugins", params(("id" = String, Path, description = "The plugin's ID")), responses(
+    (status = 200, description = "The plugin", body = PluginView),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`plugin_not_found`", body = ErrorBody),
+))]
 async fn read(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -43,18 +54,40 @@ async fn read(
 }
 
 /// `DELETE /_matrix/maubot/v1/plugin/{id}`: 412 while instances of it exist.
+#[utoipa::path(delete, path = "/plugin/{id}", tag = "plugins", params(("id" = String, Path, description = "The plugin's ID")), responses(
+    (status = 204, description = "Deleted (its archive moved to the trash)"),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`plugin_not_found`", body = ErrorBody),
+    (status = 412, description = "`plugin_in_use`: instances of it exist", body = ErrorBody),
+))]
 async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     detached(async move { state.plugins.delete_plugin(&id).await }).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /_matrix/maubot/v1/plugin/{id}/reload`
+#[utoipa::path(post, path = "/plugin/{id}/reload", tag = "plugins", params(("id" = String, Path, description = "The plugin's ID")), responses(
+    (status = 200, description = "`{\"success\": true}`", body = serde_json::Value),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "`plugin_not_found`", body = ErrorBody),
+    (status = 500, description = "`plugin_reload_fail`", body = ErrorBody),
+))]
 async fn reload(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     detached(async move { state.plugins.reload(&id).await }).await??;
     Ok(Json(json!({ "success": true })))
 }
 
 /// `PUT /_matrix/maubot/v1/plugin/{id}`: the archive's ID must be the path's; replaces.
+#[utoipa::path(put, path = "/plugin/{id}", tag = "plugins", params(("id" = String, Path, description = "The plugin's ID")),
+    request_body(content = PluginArchive, content_type = "application/zip", description = "The `.mbp`"),
+    responses(
+    (status = 200, description = "Replaced", body = PluginView),
+    (status = 201, description = "Uploaded", body = PluginView),
+    (status = 400, description = "`pid_mismatch`, `plugin_invalid`", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 413, description = "Over `server.max_body_size`", body = ErrorBody),
+    (status = 500, description = "`plugin_reload_fail`: the old code runs again", body = ErrorBody),
+))]
 async fn put_plugin(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -69,6 +102,18 @@ async fn put_plugin(
 
 /// `POST /_matrix/maubot/v1/plugins/upload?allow_override=...`: like maubot, any non-empty
 /// `allow_override` (even `false`) allows replacing.
+#[utoipa::path(post, path = "/plugins/upload", tag = "plugins",
+    params(("allow_override" = Option<String>, Query, description = "Any non-empty value replaces an existing plugin of the ID")),
+    request_body(content = PluginArchive, content_type = "application/zip", description = "The `.mbp`"),
+    responses(
+    (status = 200, description = "Replaced", body = PluginView),
+    (status = 201, description = "Uploaded", body = PluginView),
+    (status = 400, description = "`plugin_invalid`", body = ErrorBody),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 409, description = "`plugin_exists` (without `allow_override`)", body = ErrorBody),
+    (status = 413, description = "Over `server.max_body_size`", body = ErrorBody),
+    (status = 500, description = "`plugin_reload_fail`: the old code runs again", body = ErrorBody),
+))]
 async fn upload(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,

@@ -40,7 +40,14 @@ const DROPPED_RESPONSE_HEADERS: [HeaderName; 3] = [
 /// Forwards to `{homeserver}/{path}` with the same method, body and query (less `access_token`),
 /// authenticated as the bot; streams the answer back with its status and headers. `path` must
 /// be below `_matrix/`, checked as [`MatrixPath`] checks it and sent on in its checked form.
-async fn proxy(
+#[utoipa::path(method(get, post, put, delete), path = "/proxy/{id}/{path}", tag = "clients",
+    params(("id" = String, Path, description = "The client's Matrix user ID"), ("path" = String, Path, description = "A homeserver path below `_matrix/`")),
+    responses(
+    (status = 200, description = "The homeserver's answer, as it came, made as the bot"),
+    (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+    (status = 404, description = "`client_not_found`, or a path outside `_matrix/`", body = super::openapi::ErrorBody),
+))]
+pub(super) async fn proxy(
     State(state): State<AppState>,
     Path((id, _)): Path<(String, String)>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,

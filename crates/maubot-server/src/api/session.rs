@@ -24,7 +24,7 @@ use crate::state::AppState;
 fn is_public(path: &str) -> bool {
     path.starts_with("/auth/")
         || path.starts_with("/client/auth_external_sso/complete/")
-        || matches!(path, "/features" | "/logs" | "/health")
+        || matches!(path, "/features" | "/logs" | "/health" | "/openapi.json")
 }
 
 /// The web UI's session cookie: a management token.

@@ -141,6 +141,15 @@ impl Drop for Waiter<'_> {
 }
 
 /// `POST /_matrix/maubot/v1/client/auth/{server}/sso/{id}/wait`: step 2.
+#[utoipa::path(post, path = "/client/auth/{server}/sso/{id}/wait", tag = "client auth",
+    params(("server" = String, Path, description = "A key of the config's `homeservers`"), ("id" = String, Path, description = "The session's ID")),
+    responses(
+    (status = 200, description = "The homeserver's login answer", body = serde_json::Value),
+    (status = 201, description = "A new client (`update_client`)", body = super::client::ClientAnswer),
+    (status = 202, description = "An existing client updated (`update_client`)", body = super::client::ClientAnswer),
+    (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+    (status = 404, description = "`sso_session_not_found`", body = super::openapi::ErrorBody),
+))]
 pub(crate) async fn wait(
     State(state): State<AppState>,
     Path((server, id)): Path<(String, String)>,
@@ -199,6 +208,13 @@ pub(crate) struct CompleteQuery {
 
 /// `GET /_matrix/maubot/v1/client/auth_external_sso/complete/{id}?loginToken=...`: step 3,
 /// answered to the browser in plain text, as maubot words it.
+#[utoipa::path(get, path = "/client/auth_external_sso/complete/{id}", tag = "client auth", security(()),
+    params(("id" = String, Path, description = "The session's ID"), ("loginToken" = Option<String>, Query, description = "From the homeserver's redirect")),
+    responses(
+    (status = 200, description = "Plain text: received, already received, or cancelled", body = String, content_type = "text/plain"),
+    (status = 400, description = "Plain text: no `loginToken`", body = String, content_type = "text/plain"),
+    (status = 404, description = "Plain text: no such session", body = String, content_type = "text/plain"),
+))]
 pub(crate) async fn complete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -80,9 +80,10 @@ pub enum Upserted {
 
 /// The body of `POST /client/new` and `PUT /client/{id}`: every field optional, `null` or absent
 /// meaning "unchanged" (or the default, on creation).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ClientRequest {
     pub homeserver: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub access_token: Option<Secret>,
     pub device_id: Option<String>,
     pub enabled: Option<bool>,
@@ -95,7 +96,7 @@ pub struct ClientRequest {
 }
 
 /// A client as the API shows it (maubot's `Client.to_dict`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub id: String,
     pub homeserver: String,

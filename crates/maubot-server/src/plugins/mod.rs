@@ -91,7 +91,7 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// `PUT /instance/{id}`: every field optional; `null` means unchanged.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct InstanceRequest {
     #[serde(rename = "type")]
     pub plugin: Option<String>,

@@ -7,16 +7,17 @@ use serde::Serialize;
 use super::{Instance, Plugin, State};
 
 /// A plugin as the API shows it (maubot's `PluginLoader.to_dict`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginView {
     pub id: String,
     pub version: String,
     pub instances: Vec<InstanceView>,
+    #[schema(value_type = String)]
     pub path: PathBuf,
 }
 
 /// An instance as the API shows it (maubot's `PluginInstance.to_dict`, plus `failure`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InstanceView {
     pub id: String,
     #[serde(rename = "type")]

@@ -14,6 +14,7 @@ mod event_path;
 mod limits;
 mod logs;
 mod metrics;
+mod openapi;
 mod outage;
 mod plugins;
 mod scripted;
