@@ -29,4 +29,14 @@ pub enum Command {
     /// installers). Reads the config file if there is one, else the defaults; with the
     /// `MAUBOT_*` overrides either way. Never writes the config.
     PreparePython,
+    /// Run one bot with one plugin from its source folder, from a standalone config (maubot's
+    /// standalone mode): no management API, no web UI.
+    Standalone {
+        /// The standalone config: `user.credentials`, `database`, `plugin_config`, `server`, ...
+        #[arg(short, long, default_value = "standalone.yaml", value_name = "PATH")]
+        config: PathBuf,
+        /// The plugin's `maubot.yaml` (or its folder).
+        #[arg(short, long, default_value = "maubot.yaml", value_name = "PATH")]
+        meta: PathBuf,
+    },
 }

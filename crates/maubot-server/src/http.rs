@@ -18,10 +18,15 @@ use crate::state::AppState;
 
 /// The application for `state`, ready to serve.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .nest(api::PREFIX, api::router(&state))
+    let management = if state.config.server.management {
+        Router::new()
+            .nest(api::PREFIX, api::router(&state))
+            .merge(crate::ui::router(&state))
+    } else {
+        Router::new()
+    };
+    management
         .merge(crate::plugin_web::router(&state))
-        .merge(crate::ui::router(&state))
         // maubot's appservice stub: present, never implemented.
         .route(
             "/_matrix/appservice/v1/transactions",

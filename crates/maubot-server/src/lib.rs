@@ -20,6 +20,7 @@ pub mod plugins;
 pub mod process;
 pub mod runtime;
 pub mod server;
+pub mod standalone;
 pub mod state;
 pub mod sync;
 pub mod ui;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::HashPassword) => hash_password(),
         Some(Command::PreparePython) => prepare_python(&cli),
+        Some(Command::Standalone { config, meta }) => standalone(config, meta),
         None => serve(&cli),
     }
 }
@@ -45,6 +46,59 @@ fn serve(cli: &Cli) -> ExitCode {
         let signal = server::shutdown_signal()?;
         let running = server::start(config).await?;
         running.run_until(signal).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", error_chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn standalone(config_path: &std::path::Path, meta: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(config_path) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("error: cannot read {}: {err}", config_path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let data_dir = maubot_server::standalone::data_dir(config_path);
+    let parsed = maubot_types::config::standalone::parse_standalone(
+        &text,
+        &data_dir.to_string_lossy(),
+        std::env::vars(),
+    );
+    let standalone = match parsed {
+        Ok(standalone) => standalone,
+        Err(err) => {
+            eprintln!("error: {}: {err}", config_path.display());
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(&standalone.server.config.logging);
+    for key in &standalone.server.unknown_keys {
+        tracing::warn!(target: "maubot.standalone", key = %key, "unknown config key `{key}` ignored");
+    }
+    let plugin_dir = if meta.is_dir() {
+        meta.to_owned()
+    } else {
+        meta.parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_owned()
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let signal = server::shutdown_signal()?;
+        maubot_server::standalone::run(standalone, &plugin_dir, signal).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,7 +97,10 @@ fn resumed_sync_filter() -> FilterDefinition {
 /// plugins.
 fn warn_of_gaps(client: &str, response: &matrix_sdk::sync::SyncResponse) {
     for (room, update) in &response.rooms.joined {
-        if update.timeline.limited {
+        // A full-state sync says `limited` for every room; only a full page means a gap.
+        if update.timeline.limited
+            && update.timeline.events.len() >= RESUMED_TIMELINE_LIMIT as usize
+        {
             tracing::warn!(
                 target: LOG, client, room = %room,
                 "Events were missed: more than {RESUMED_TIMELINE_LIMIT} arrived in the room while the bot did not sync"
@@ -536,8 +539,15 @@ impl Bot {
             } else {
                 PresenceState::Offline
             };
+            // After a failure the homeserver may be back with nothing new to say: a long poll
+            // would keep `sync_ok` false for another 30 s, so the first try answers at once.
+            let long_poll = if self.sync_ok.load(Ordering::SeqCst) {
+                Duration::from_secs(30)
+            } else {
+                Duration::ZERO
+            };
             let mut settings = SyncSettings::default()
-                .timeout(Duration::from_secs(30))
+                .timeout(long_poll)
                 .set_presence(presence)
                 .filter(FilterDefinition::with_lazy_loading().into());
             if !record.next_batch.is_empty() {

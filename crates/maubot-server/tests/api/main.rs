@@ -20,6 +20,7 @@ mod plugins;
 mod scripted;
 mod security;
 mod sso;
+mod standalone;
 mod synapse;
 mod ui;
 mod wasm;

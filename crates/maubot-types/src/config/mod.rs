@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod standalone;
+
 pub use database_url::DatabaseUrl;
 pub use example::example_yaml;
 pub use load::{ConfigError, Loaded, parse, parse_with_env};
@@ -279,6 +281,11 @@ pub struct ServerConfig {
     /// How long a management API token stays valid, in seconds; null means forever, as in
     /// maubot (maubot-rs addition). The web UI's session lasts as long.
     pub token_lifetime: Option<u64>,
+    /// Whether the management API and the web UI are served. Not a config key: standalone mode
+    /// (`maubot standalone`) turns them off.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub management: bool,
 }
 
 impl Default for ServerConfig {
@@ -297,6 +304,7 @@ impl Default for ServerConfig {
             request_body_timeout: 30.0,
             max_connections: 512,
             token_lifetime: None,
+            management: true,
         }
     }
 }
