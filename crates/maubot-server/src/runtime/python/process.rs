@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
+use tokio::task::JoinSet;
 
 use super::env::Prepared;
 use super::sandbox::{self, Sandbox};
@@ -20,8 +21,19 @@ use crate::runtime::RuntimeError;
 /// How long a reaped worker's exit status may take to arrive from the zygote.
 const STATUS_WAIT: Duration = Duration::from_secs(2);
 
+/// How long the worker's last output may take to be logged once it has ended.
+const OUTPUT_WAIT: Duration = Duration::from_secs(1);
+
+/// A running worker process and the tasks that log its output, which end with it (or are
+/// cancelled with this handle).
 #[derive(Debug)]
-pub enum WorkerProcess {
+pub struct WorkerProcess {
+    process: Process,
+    output: JoinSet<()>,
+}
+
+#[derive(Debug)]
+enum Process {
     Executed(Child),
     Forked {
         pid: u32,
@@ -81,10 +93,11 @@ impl WorkerProcess {
                 ruleset: launch.sandbox.map(Sandbox::ruleset),
             })
             .await?;
+        let mut output = JoinSet::new();
         for (read, stderr) in [(out_read, false), (err_read, true)] {
             match tokio::net::unix::pipe::Receiver::from_owned_fd(read) {
                 Ok(receiver) => {
-                    tokio::spawn(log_output(launch.plugin_id.to_owned(), receiver, stderr));
+                    output.spawn(log_output(launch.plugin_id.to_owned(), receiver, stderr));
                 }
                 Err(err) => {
                     tracing::warn!(target: "maubot.host", error = %err, "Cannot read a worker's output")
@@ -94,10 +107,13 @@ impl WorkerProcess {
         let pidfd = watch_fd(forked.pidfd).map_err(|e| {
             RuntimeError::Unavailable(format!("cannot watch the forked worker: {e}"))
         })?;
-        Ok(WorkerProcess::Forked {
-            pid: forked.pid,
-            pidfd,
-            exit: Some(forked.exit),
+        Ok(WorkerProcess {
+            process: Process::Forked {
+                pid: forked.pid,
+                pidfd,
+                exit: Some(forked.exit),
+            },
+            output,
         })
     }
 
@@ -129,24 +145,46 @@ impl WorkerProcess {
                     env.python.display()
                 ))
             })?;
+        let mut output = JoinSet::new();
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(log_output(launch.plugin_id.to_owned(), stdout, false));
+            output.spawn(log_output(launch.plugin_id.to_owned(), stdout, false));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(log_output(launch.plugin_id.to_owned(), stderr, true));
+            output.spawn(log_output(launch.plugin_id.to_owned(), stderr, true));
         }
-        Ok(WorkerProcess::Executed(child))
+        Ok(WorkerProcess {
+            process: Process::Executed(child),
+            output,
+        })
     }
 
     pub fn id(&self) -> Option<u32> {
-        match self {
-            Self::Executed(child) => child.id(),
-            Self::Forked { pid, .. } => Some(*pid),
+        match &self.process {
+            Process::Executed(child) => child.id(),
+            Process::Forked { pid, .. } => Some(*pid),
         }
     }
 
-    /// Waits until the process has ended; how it ended.
+    /// Waits until the process has ended and its last output is logged (a crash's traceback
+    /// comes before the news of the crash); how it ended.
     pub async fn wait(&mut self) -> String {
+        let ended = self.process.wait().await;
+        let output = &mut self.output;
+        let _ = tokio::time::timeout(OUTPUT_WAIT, async {
+            while output.join_next().await.is_some() {}
+        })
+        .await;
+        ended
+    }
+
+    /// Kills the process and waits for its end.
+    pub async fn kill(&mut self) {
+        self.process.kill().await;
+    }
+}
+
+impl Process {
+    async fn wait(&mut self) -> String {
         match self {
             Self::Executed(child) => match child.wait().await {
                 Ok(status) => format!("the worker exited ({status})"),
@@ -167,8 +205,7 @@ impl WorkerProcess {
         }
     }
 
-    /// Kills the process and waits for its end.
-    pub async fn kill(&mut self) {
+    async fn kill(&mut self) {
         match self {
             Self::Executed(child) => {
                 let _ = child.kill().await;
@@ -184,7 +221,7 @@ impl WorkerProcess {
     }
 }
 
-impl Drop for WorkerProcess {
+impl Drop for Process {
     fn drop(&mut self) {
         // An executed child is killed on drop by tokio; a forked one must not outlive its
         // handle either.

@@ -65,6 +65,10 @@ pub struct Worker {
     kill: mpsc::UnboundedSender<String>,
     /// The worker's home, temporary and working folder; removed with the worker.
     _home: tempfile::TempDir,
+    /// The connection's writer and reader and the process's watcher. They end with the
+    /// connection and the process; dropping the worker cancels them (and the watcher's
+    /// process handle kills the process).
+    _tasks: Mutex<JoinSet<()>>,
 }
 
 impl Worker {
@@ -108,7 +112,8 @@ impl Worker {
 
         let (read, mut write) = socket.into_split();
         let (out, mut lines) = mpsc::unbounded_channel::<String>();
-        tokio::spawn(async move {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
             while let Some(mut line) = lines.recv().await {
                 // An empty line is ours: the request to close the connection.
                 if line.is_empty() {
@@ -129,7 +134,7 @@ impl Worker {
         let (dead_tx, dead) = watch::channel(None);
         let (kill, kill_rx) = mpsc::unbounded_channel();
         let (hello_tx, hello_rx) = oneshot::channel();
-        tokio::spawn(read_loop(
+        tasks.spawn(read_loop(
             read,
             Replies {
                 out: out.clone(),
@@ -141,7 +146,7 @@ impl Worker {
             plugin_id.to_owned(),
             read_all_tx,
         ));
-        tokio::spawn(watch_process(
+        tasks.spawn(watch_process(
             child,
             kill_rx,
             dead_tx,
@@ -159,6 +164,7 @@ impl Worker {
             read_all,
             kill,
             _home: home,
+            _tasks: Mutex::new(tasks),
         });
         let hello = tokio::select! {
             hello = tokio::time::timeout(HELLO_TIMEOUT, hello_rx) => hello,

@@ -134,6 +134,8 @@ pub struct Zygote {
     next_id: AtomicU64,
     dead: watch::Receiver<bool>,
     reader: JoinHandle<()>,
+    /// The tasks logging the zygote's output; cancelled with it.
+    _output: tokio::task::JoinSet<()>,
     _process: tokio::process::Child,
 }
 
@@ -177,11 +179,12 @@ impl Zygote {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| unavailable("cannot start it", e))?;
+        let mut output = tokio::task::JoinSet::new();
         if let Some(stdout) = process.stdout.take() {
-            tokio::spawn(super::worker::log_output("zygote".into(), stdout, false));
+            output.spawn(super::worker::log_output("zygote".into(), stdout, false));
         }
         if let Some(stderr) = process.stderr.take() {
-            tokio::spawn(super::worker::log_output("zygote".into(), stderr, true));
+            output.spawn(super::worker::log_output("zygote".into(), stderr, true));
         }
         let pending = Arc::new(Mutex::new(Pending::default()));
         let (dead_tx, dead) = watch::channel(false);
@@ -198,6 +201,7 @@ impl Zygote {
             next_id: AtomicU64::new(1),
             dead,
             reader,
+            _output: output,
             _process: process,
         };
         match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
