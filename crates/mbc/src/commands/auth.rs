@@ -177,7 +177,8 @@ fn failure(api: &Api, answer: &Answer, homeserver: &str, register: bool) -> Fail
         "registration_no_sso" => Failure::new(
             "The register operation is only for registering with a password",
         ),
-        "not_implemented" => Failure::new("single sign-on is not supported by maubot-rs")
+        "sso_not_supported" => api
+            .failure(answer)
             .hint("log in with a password: leave out --sso"),
         "M_USER_IN_USE" => api
             .failure(answer)

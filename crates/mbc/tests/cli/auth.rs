@@ -185,7 +185,7 @@ async fn auth_failures(_server: &TestServer, mbc: &Mbc) {
     .assert_error("taken");
     mbc.run(&["auth", "-h", "localhost", "--sso"])
         .await
-        .assert_error("single sign-on is not supported by maubot-rs");
+        .assert_error("That server does not seem to support single sign-on");
     mbc.run(&["auth", "-h", "localhost", "-u", &username])
         .await
         .assert_error("missing password (give it with --password)");

@@ -378,16 +378,25 @@ async fn read_loop(
     let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
     // The worker's requests being answered; they end with the connection.
     let mut requests = JoinSet::new();
+    // A worker can send bad messages as fast as it likes: the log hears of the 1st, 2nd, 4th,
+    // 8th... so that it cannot be flooded.
+    let (mut oversized, mut refusals) = (0u64, 0u64);
     while let Ok(Some(complete)) = next_line(&mut reader, &mut line, MAX_MESSAGE).await {
         while requests.try_join_next().is_some() {}
         if !complete {
-            tracing::warn!(target: crate::runtime::SECURITY, plugin = %plugin_id, limit = MAX_MESSAGE, "The Python worker sent a message over the limit; dropped");
+            oversized += 1;
+            if oversized.is_power_of_two() {
+                tracing::warn!(target: crate::runtime::SECURITY, plugin = %plugin_id, limit = MAX_MESSAGE, count = oversized, "The Python worker sent a message over the limit; dropped");
+            }
             continue;
         }
         let message = match FromWorker::parse(&line) {
             Ok(message) => message,
             Err(refused) => {
-                tracing::warn!(target: LOG, plugin = %plugin_id, error = %refused, "Refused a message of the Python worker");
+                refusals += 1;
+                if refusals.is_power_of_two() {
+                    tracing::warn!(target: LOG, plugin = %plugin_id, error = %refused, count = refusals, "Refused a message of the Python worker");
+                }
                 if let Some(id) = refused.request_id {
                     replies.error(id, &refused.to_string());
                 }
