@@ -73,12 +73,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     for (i, bot) in bots.iter().enumerate() {
         api.create_instance(&format!("echo{i}"), ECHO_ID, &bot.user_id)
             .await?;
-        let members = [bot.user_id.clone()];
-        let room = tester.create_room(&members).await?;
-        tester
-            .wait_joined(&room, &members, Duration::from_secs(60))
-            .await?;
-        rooms.push((room, bot.user_id.clone()));
+        rooms.push((tester.room_with(&bot.user_id).await?, bot.user_id.clone()));
     }
     tester.start_sync().await?;
 

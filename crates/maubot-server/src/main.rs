@@ -35,6 +35,16 @@ fn serve(cli: &Cli) -> ExitCode {
         tracing::info!(target: "maubot.server", "config overridden by environment variable {var}");
     }
 
+    run_until_signal(|signal| async move { server::start(config).await?.run_until(signal).await })
+}
+
+/// Runs `serve` on a new async runtime until it ends, handing it the shutdown signal; its
+/// error, with its causes, is the exit's.
+fn run_until_signal<F, S>(serve: S) -> ExitCode
+where
+    S: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()>>>) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -44,8 +54,7 @@ fn serve(cli: &Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let signal = server::shutdown_signal()?;
-        let running = server::start(config).await?;
-        running.run_until(signal).await
+        serve(Box::pin(signal)).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,24 +98,9 @@ fn standalone(config_path: &std::path::Path, meta: &std::path::Path) -> ExitCode
             .unwrap_or(std::path::Path::new("."))
             .to_owned()
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let signal = server::shutdown_signal()?;
+    run_until_signal(|signal| async move {
         maubot_server::standalone::run(standalone, &plugin_dir, signal).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// The error and its causes on one line. Some libraries repeat their cause in their own message;

@@ -152,11 +152,7 @@ pub async fn run(
         .await?;
     api.wait_clients_syncing(1, Duration::from_secs(120))
         .await?;
-    let members = [bot.user_id.clone()];
-    let room = tester.create_room(&members).await?;
-    tester
-        .wait_joined(&room, &members, Duration::from_secs(60))
-        .await?;
+    let room = tester.room_with(&bot.user_id).await?;
     eprintln!(
         "{name}: one bot in a room; idling {} s before {} plugins",
         args.settle,

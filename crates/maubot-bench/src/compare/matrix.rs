@@ -139,6 +139,15 @@ impl Tester {
             .to_owned())
     }
 
+    /// A new room with `bot` invited, once the bot has joined; its ID.
+    pub async fn room_with(&self, bot: &str) -> anyhow::Result<String> {
+        let members = [bot.to_owned()];
+        let room = self.create_room(&members).await?;
+        self.wait_joined(&room, &members, Duration::from_secs(60))
+            .await?;
+        Ok(room)
+    }
+
     /// Waits until every user of `users` is joined to `room`.
     pub async fn wait_joined(
         &self,

@@ -212,12 +212,7 @@ async fn plugin_phase(
         }
         let mut rooms = Vec::new();
         for bot in &bots {
-            let members = [bot.user_id.clone()];
-            let room = tester.create_room(&members).await?;
-            tester
-                .wait_joined(&room, &members, Duration::from_secs(60))
-                .await?;
-            rooms.push((room, bot.user_id.clone()));
+            rooms.push((tester.room_with(&bot.user_id).await?, bot.user_id.clone()));
         }
         runs.push(PluginRun {
             kind,

@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::clients::unique;
-use crate::plugins::{put_instance, upload, zip_of};
+use crate::plugins::{create_instance, put_instance, upload, zip_of};
 use crate::support::{Backend, TestServer, assert_error};
 
 const SCRIPTED: &str = "xyz.maubot-rs.test.scripted";
@@ -175,14 +175,7 @@ async fn scripted_server(test: &str) -> (TestServer, ScriptedRuntime, String, St
 }
 
 async fn start_instance(server: &TestServer, token: &str, id: &str, bot: &str) {
-    let (status, view) = put_instance(
-        server,
-        token,
-        id,
-        json!({ "type": SCRIPTED, "primary_user": bot }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{view}");
+    let view = create_instance(server, token, id, SCRIPTED, bot).await;
     assert_eq!(view["started"], true, "{view}");
 }
 
