@@ -251,8 +251,6 @@ fn maubot_packages() -> [String; 3] {
     ]
 }
 
-/// maubot 0.6.0 with what its container image has for the plugins, in a venv of its own under
-/// `target/`, installed from PyPI on first use.
 /// The maubot-rs server binary: `given`, or `maubot` next to this program.
 pub fn maubot_rs_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let binary = match given {
@@ -272,44 +270,16 @@ pub fn maubot_rs_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// maubot 0.6.0 with what its container image has for the plugins, in a venv of its own under
+/// `target/`, installed from PyPI on first use.
 pub async fn maubot_venv() -> anyhow::Result<PathBuf> {
-    let venv = maubot_test_support::target_dir().join("maubot-0.6-venv");
     let packages = maubot_packages();
-    let marker = venv.join(format!(".installed-{}", packages.join("-")));
-    if marker.exists() {
-        return Ok(venv);
-    }
-    eprintln!(
-        "installing {} into {} (once)",
-        packages.join(" "),
-        venv.display()
-    );
-    if !venv.join("bin/python").exists() {
-        run(tokio::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv))
-        .await
-        .context("create maubot's venv (is python3 with venv installed?)")?;
-    }
-    run(tokio::process::Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(&packages))
-    .await
-    .context("pip install maubot")?;
-    std::fs::write(&marker, "")?;
-    Ok(venv)
-}
-
-async fn run(command: &mut tokio::process::Command) -> anyhow::Result<()> {
-    let output = command.output().await?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
+    tokio::task::spawn_blocking(move || {
+        let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
+        maubot_test_support::python_tools::venv("maubot-0.6", &packages)
+    })
+    .await?
+    .context("install maubot 0.6")
 }
 
 /// Whether maubot's venv can do end-to-end encryption (python-olm imports).

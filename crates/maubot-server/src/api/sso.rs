@@ -19,7 +19,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use maubot_types::secret::Secret;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use rand::Rng as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -62,13 +61,8 @@ pub struct Sessions(Mutex<HashMap<String, Session>>);
 
 impl Sessions {
     fn open(&self, server: &str, update_client: bool, device_name: &str) -> String {
-        let id: String = {
-            const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-            let mut rng = rand::rng();
-            (0..16)
-                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-                .collect()
-        };
+        // maubot's session IDs: 16 of `[a-z0-9]`.
+        let id = Secret::random(16).expose().to_owned();
         let mut sessions = lock(&self.0);
         sessions.retain(|_, s| s.opened.elapsed() < SESSION_LIFETIME);
         if sessions.len() >= MAX_SESSIONS

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::clients::syncing_bot;
-use crate::plugins::{ECHO, Room, create_instance, python_server, upload_plugin};
+use crate::plugins::{ECHO, Room, create_instance, echo_bot, python_server, upload_plugin};
 
 const BURST: usize = 1000;
 
@@ -14,12 +14,7 @@ const BURST: usize = 1000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_messages_is_handled_completely_and_in_order() {
     let (server, synapse) = python_server("burst").await;
-    let token = server.root_token().await;
-    let (bot, _) = syncing_bot(&server, &token).await;
-    upload_plugin(&server, &token, "echo").await;
-    create_instance(&server, &token, "echo1", ECHO, &bot).await;
-    let room = Room::with_bot(synapse, &bot).await;
-    room.expect_reply(&bot, "!ping", "pong").await;
+    let (_, bot, room) = echo_bot(&server, synapse, "echo1").await;
 
     let started = Instant::now();
     for n in 0..BURST {

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::clients::{server_with_synapse_and, syncing_bot};
-use crate::plugins::{ECHO, Room, create_instance, upload_plugin};
+use crate::clients::server_with_synapse_and;
+use crate::plugins::{ECHO, echo_bot};
 use crate::support::{Backend, TestServer};
 
 async fn scrape(server: &TestServer) -> String {
@@ -45,12 +45,7 @@ async fn metrics_count_bots_instances_events_workers_and_requests() {
     })
     .await
     .expect("sqlite");
-    let token = server.root_token().await;
-    let (bot, _) = syncing_bot(&server, &token).await;
-    upload_plugin(&server, &token, "echo").await;
-    create_instance(&server, &token, "metrics-echo", ECHO, &bot).await;
-    let room = Room::with_bot(synapse, &bot).await;
-    room.expect_reply(&bot, "!ping", "pong").await;
+    let (_, bot, _room) = echo_bot(&server, synapse, "metrics-echo").await;
     assert_eq!(
         server.get("/instances", None).await.0,
         reqwest::StatusCode::UNAUTHORIZED

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use maubot_test_support::{Partition, Synapse};
 
-use crate::clients::{server_with_synapse_and, syncing_bot, wait_for_client};
-use crate::plugins::{ECHO, Room, create_instance, upload_plugin};
+use crate::clients::{server_with_synapse_and, wait_for_client};
+use crate::plugins::echo_bot;
 use crate::support::Backend;
 
 const OUTAGE: Duration = Duration::from_secs(60);
@@ -32,12 +32,7 @@ async fn bots_return_after_a_homeserver_outage_and_answer_what_came_meanwhile_on
     })
     .await
     .expect("sqlite");
-    let token = server.root_token().await;
-    let (bot, _) = syncing_bot(&server, &token).await;
-    upload_plugin(&server, &token, "echo").await;
-    create_instance(&server, &token, "echo1", ECHO, &bot).await;
-    let room = Room::with_bot(synapse, &bot).await;
-    room.expect_reply(&bot, "!ping", "pong").await;
+    let (token, bot, room) = echo_bot(&server, synapse, "echo1").await;
 
     partition.cut();
     let cut = Instant::now();

@@ -616,6 +616,22 @@ pub(crate) async fn create_instance(
     instance
 }
 
+/// A syncing bot of `server`'s with an echo instance `instance`, in a room with a tester, once
+/// it answers `!ping`: the root token, the bot's ID and the room.
+pub(crate) async fn echo_bot(
+    server: &TestServer,
+    synapse: &'static Synapse,
+    instance: &str,
+) -> (String, String, Room) {
+    let token = server.root_token().await;
+    let (bot, _) = syncing_bot(server, &token).await;
+    upload_plugin(server, &token, "echo").await;
+    create_instance(server, &token, instance, ECHO, &bot).await;
+    let room = Room::with_bot(synapse, &bot).await;
+    room.expect_reply(&bot, "!ping", "pong").await;
+    (token, bot, room)
+}
+
 pub(crate) async fn python_server(test: &str) -> (TestServer, &'static Synapse) {
     server_with_synapse(Backend::Sqlite, test)
         .await

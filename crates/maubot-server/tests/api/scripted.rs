@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::clients::unique;
-use crate::plugins::{create_instance, put_instance, upload, zip_of};
+use crate::plugins::{create_instance, put_instance, upload, wait_for_instance, zip_of};
 use crate::support::{Backend, TestServer, assert_error};
 
 const SCRIPTED: &str = "xyz.maubot-rs.test.scripted";
@@ -179,25 +179,6 @@ async fn start_instance(server: &TestServer, token: &str, id: &str, bot: &str) {
     assert_eq!(view["started"], true, "{view}");
 }
 
-/// Polls the instance until `check` holds (up to 10 s); its last view.
-async fn wait_instance(
-    server: &TestServer,
-    token: &str,
-    id: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        last = server.get(&format!("/instance/{id}"), Some(token)).await.1;
-        if check(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("instance {id} never got {what}: {last}");
-}
-
 fn files_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -341,7 +322,7 @@ async fn recovery_after_a_crash_yields_to_what_the_api_did_meanwhile() {
     assert_eq!(view["started"], false, "{view}");
     assert_eq!(view["failure"], "scripted crash", "{view}");
     runtime.recover("1.0.0", "i1");
-    wait_instance(&server, &token, "i1", "started again", |v| {
+    wait_for_instance(&server, &token, "i1", "started again", |v| {
         v["started"] == true && v["failure"].is_null()
     })
     .await;
