@@ -7,7 +7,8 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 
-use super::{Instance, LOG, PluginHost, Started, TIMING, database, store};
+use super::supervisor::Command;
+use super::{Instance, LOG, PluginHost, Started, TIMING, database};
 use crate::runtime::{self, MatrixRequest, MatrixResponse, RuntimeError, RuntimeHost};
 use crate::sync::lock;
 
@@ -20,22 +21,20 @@ pub(super) struct Callbacks {
 }
 
 impl Callbacks {
-    /// Runs `work` on the instance as a task of the host, under the lock of changes, so that it
-    /// is ordered with the API's changes and joined at shutdown.
-    fn under_ops<F, W>(&self, instance_id: &str, work: W)
-    where
-        W: FnOnce(Arc<PluginHost>, String) -> F + Send + 'static,
-        F: Future<Output = ()> + Send,
-    {
+    /// Hands a runtime's report to the supervisor of the instance, if it is still this
+    /// plugin's (a report about an instance that moved to another plugin or is gone is stale).
+    fn report(&self, instance_id: &str, command: Command) {
         let Some(host) = self.host.upgrade() else {
             return;
         };
-        let id = instance_id.to_owned();
-        let tasks = host.tasks.clone();
-        tasks.spawn(async move {
-            let _ops = host.ops.lock().await;
-            work(Arc::clone(&host), id).await;
-        });
+        let state = lock(&host.state);
+        if let Some(instance) = state
+            .instances
+            .get(instance_id)
+            .filter(|i| i.record.plugin == self.plugin)
+        {
+            instance.handle.report(instance_id, command);
+        }
     }
 
     /// Whether `instance` is one of this plugin's; if not, the attempt is logged.
@@ -110,7 +109,7 @@ impl RuntimeHost for Callbacks {
             .get(instance_id)
             .filter(|i| self.owns(i, "matrix"))
             .map(|i| {
-                let last = timing.then(|| Arc::clone(&i.last_event));
+                let last = timing.then(|| Arc::clone(&i.handle.last_event));
                 (i.record.primary_user.clone(), last)
             })
             .unzip();
@@ -138,90 +137,28 @@ impl RuntimeHost for Callbacks {
         let Some(host) = self.host.upgrade() else {
             return;
         };
+        let state = lock(&host.state);
+        if let Some(instance) = state
+            .instances
+            .get(instance_id)
+            .filter(|i| self.owns(i, "config_save"))
         {
-            let mut state = lock(&host.state);
-            let Some(instance) = state
-                .instances
-                .get_mut(instance_id)
-                .filter(|i| self.owns(i, "config_save"))
-            else {
-                return;
-            };
-            if instance.record.config == config {
-                return;
-            }
-            instance.record.config = config.clone();
+            instance
+                .handle
+                .report(instance_id, Command::ConfigSaved { config });
         }
-        let id = instance_id.to_owned();
-        let tasks = host.tasks.clone();
-        tasks.spawn(async move {
-            if let Err(err) = store::save_config(&host.db, &id, &config).await {
-                tracing::error!(target: LOG, instance = %id, error = %err, "Could not store the config the plugin saved");
-            }
-        });
     }
 
     fn instance_failed(&self, instance_id: &str, reason: String) {
-        let Some(host) = self.host.upgrade() else {
-            return;
-        };
-        tracing::error!(target: LOG, instance = %instance_id, reason = %reason, "Instance failed");
-        let mut state = lock(&host.state);
-        if let Some(instance) = state.instances.get_mut(instance_id) {
-            instance.started = false;
-            // The runtime brings it back by itself: what arrives meanwhile waits for it (as a
-            // plugin switching code does), so a crash costs no event that came after it.
-            if let Some(pump) = &instance.pump {
-                pump.hold();
-            }
-            instance.failure = Some(reason);
-        }
+        self.report(instance_id, Command::Failed { reason });
     }
 
     fn instance_recovered(&self, instance_id: &str, started: Started) {
-        // An API stop or delete meanwhile wins, and so does a shutdown.
-        self.under_ops(instance_id, |host, id| async move {
-            if host.is_stopping() {
-                return;
-            }
-            let found = {
-                let state = lock(&host.state);
-                state.instances.get(&id).and_then(|i| {
-                    let code = Arc::clone(&state.plugins.get(&i.record.plugin)?.code);
-                    // Only an instance still waiting to run again comes back: one stopped on
-                    // purpose meanwhile must stop in the runtime too; one started anew runs.
-                    let waiting = i.failure.is_some() && !i.started && i.record.enabled;
-                    Some((waiting, i.started, i.record.primary_user.clone(), code))
-                })
-            };
-            let Some((waiting, started_anew, user, code)) = found else {
-                return;
-            };
-            if started_anew {
-                return;
-            }
-            match host.clients.get(&user).await.filter(|_| waiting) {
-                Some(bot) => {
-                    host.mark_started(&id, started, false, bot, code);
-                    tracing::info!(target: LOG, instance = %id, "Instance running again");
-                }
-                // Stopped, disabled or without its client during the restart: it must not run,
-                // and what its pump held goes.
-                None => {
-                    if let Some(instance) = lock(&host.state).instances.get_mut(&id)
-                        && !instance.started
-                    {
-                        instance.stop_pump();
-                    }
-                    code.stop(&id).await;
-                }
-            }
-        });
+        // The supervisor decides: an API stop or delete meanwhile wins, and so does a shutdown.
+        self.report(instance_id, Command::Recovered { started });
     }
 
     fn instance_gave_up(&self, instance_id: &str, error: RuntimeError) {
-        self.under_ops(instance_id, |host, id| async move {
-            host.start_failed(&id, &error, true).await;
-        });
+        self.report(instance_id, Command::GaveUp { error });
     }
 }

@@ -1,39 +1,68 @@
 //! Instances through the API: create, update, rename and delete, each stored before it takes
-//! effect, as maubot does.
+//! effect, as maubot does. What runs is changed through the instance's supervisor.
 
 use std::sync::Arc;
 
 use super::intent::Intent;
 use super::store::{self, InstanceRecord};
+use super::supervisor::Command;
 use super::{
-    Error, Instance, InstanceRequest, InstanceView, LOG, PluginHost, Result, check_instance_id,
-    database,
+    Error, InstanceRequest, InstanceView, LOG, PluginHost, Result, check_instance_id, database,
 };
-use crate::runtime::LoadedPlugin;
 use crate::sync::lock;
 
 impl PluginHost {
     /// `PUT /instance/{id}`: creates the instance (`true`) or updates it.
+    ///
+    /// A create or rename changes the set of instances, under the write lock; any other change
+    /// takes the read lock and the instance's own lock, so it waits for no other instance.
     pub async fn put_instance(
         &self,
         id: &str,
         request: InstanceRequest,
     ) -> Result<(bool, InstanceView)> {
-        let _ops = self.ops.lock().await;
-        if lock(&self.state).instances.contains_key(id) {
-            Ok((false, self.update_instance(id, request).await?))
-        } else {
-            Ok((true, self.create_instance(id, request).await?))
+        let renames = request
+            .id
+            .as_ref()
+            .is_some_and(|n| !n.is_empty() && n.to_lowercase() != id);
+        if !renames && let Some(changes) = self.changes_of(id) {
+            let _ops = self.ops.read().await;
+            let _changes = changes.lock().await;
+            // Deleted while this waited: created anew below, as maubot would.
+            if self.record(id).is_ok() {
+                return Ok((false, self.update_instance(id, request).await?));
+            }
         }
+        let ops = self.ops.write().await;
+        if lock(&self.state).instances.contains_key(id) {
+            return Ok((false, self.update_instance(id, request).await?));
+        }
+        let enabled = self.create_instance(id, request).await?;
+        // The instance exists now: its start waits for no other change.
+        let changes = self.changes_of(id).ok_or(Error::InstanceNotFound)?;
+        let _changes = changes.lock().await;
+        let _ops = ops.downgrade();
+        if enabled {
+            let _ = self.start_instance(id, true).await;
+        }
+        Ok((true, self.instance(id)?))
     }
 
-    /// A new instance. Call with `ops` held.
-    pub(super) async fn create_instance(
-        &self,
-        id: &str,
-        request: InstanceRequest,
-    ) -> Result<InstanceView> {
+    /// The lock of an instance's API changes.
+    fn changes_of(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        lock(&self.state)
+            .instances
+            .get(id)
+            .map(|i| Arc::clone(&i.handle.changes))
+    }
+
+    /// A new instance, stored and registered (not started); whether it is enabled. Call with
+    /// `ops` held for writing.
+    async fn create_instance(&self, id: &str, request: InstanceRequest) -> Result<bool> {
         check_instance_id(id)?;
+        if self.is_stopping() {
+            return Err(Error::Io("the server is shutting down".into()));
+        }
         let plugin = request
             .plugin
             .filter(|p| !p.is_empty())
@@ -59,17 +88,12 @@ impl PluginHost {
         store::insert(&self.db, &record).await?;
         crate::fault::point("instance.create.row_inserted");
         let enabled = record.enabled;
-        lock(&self.state)
-            .instances
-            .insert(id.to_owned(), Instance::new(record));
-        if enabled {
-            let _ = self.start_instance(id, true).await;
-        }
-        self.instance(id)
+        self.add_instance(record);
+        Ok(enabled)
     }
 
     /// An existing instance changed in maubot's order: primary user, ID, enabled, config,
-    /// started, type. Call with `ops` held.
+    /// started, type. Call with `ops` held: for writing if it renames.
     pub(super) async fn update_instance(
         &self,
         id: &str,
@@ -102,13 +126,7 @@ impl PluginHost {
             self.change(&id, |r| r.enabled = enabled).await?;
         }
         if let Some(config) = request.config {
-            self.change(&id, |r| r.config = config.clone()).await?;
-            // As in maubot, a running plugin hears of every config the API stores.
-            if let Some(code) = self.running_code(&id)
-                && let Err(err) = code.config_updated(&id, &config).await
-            {
-                tracing::error!(target: LOG, instance = %id, error = %err, "The plugin failed to apply its new config");
-            }
+            self.configure(&id, config).await?;
         }
         match request.started {
             Some(true) => {
@@ -179,12 +197,22 @@ impl PluginHost {
         }
         self.journal.end();
         crate::metrics::forget_instance(id);
-        {
+        let commands = {
             let mut state = lock(&self.state);
-            if let Some(mut instance) = state.instances.remove(id) {
+            state.instances.remove(id).map(|mut instance| {
                 instance.record = record;
+                let commands = instance.handle.commands.clone();
                 state.instances.insert(new_id.to_owned(), instance);
-            }
+                commands
+            })
+        };
+        if let Some(commands) = commands {
+            // Before any start under the new name: commands are carried out in order.
+            let _ = commands
+                .send(Command::Renamed {
+                    to: new_id.to_owned(),
+                })
+                .await;
         }
         if was_started {
             let _ = self.start_instance(new_id, true).await;
@@ -194,7 +222,7 @@ impl PluginHost {
 
     /// `DELETE /instance/{id}`: stopped, its row and (if opened) its database removed.
     pub async fn delete_instance(&self, id: &str) -> Result<()> {
-        let _ops = self.ops.lock().await;
+        let _ops = self.ops.write().await;
         self.record(id)?;
         self.stop_instance(id).await;
         self.journal
@@ -205,6 +233,7 @@ impl PluginHost {
             return Err(err.into());
         }
         crate::fault::point("instance.delete.row_deleted");
+        // Dropping the handle ends the supervisor once it has nothing left to do.
         let removed = lock(&self.state).instances.remove(id);
         if let Some(instance) = removed {
             // Also a database this process never opened: one left by a delete that was
@@ -227,12 +256,14 @@ impl PluginHost {
             .ok_or(Error::InstanceNotFound)
     }
 
-    /// Changes a row in memory and in the database.
+    /// Changes a row in memory and in the database; changes by the API and by supervisors are
+    /// stored in the order they were made.
     pub(super) async fn change(
         &self,
         id: &str,
         edit: impl FnOnce(&mut InstanceRecord),
     ) -> Result<()> {
+        let _rows = self.rows.lock().await;
         let record = {
             let mut state = lock(&self.state);
             let instance = state.instances.get_mut(id).ok_or(Error::InstanceNotFound)?;
@@ -241,14 +272,5 @@ impl PluginHost {
         };
         store::update(&self.db, id, &record).await?;
         Ok(())
-    }
-
-    pub(super) fn running_code(&self, id: &str) -> Option<Arc<dyn LoadedPlugin>> {
-        let state = lock(&self.state);
-        let instance = state.instances.get(id).filter(|i| i.started)?;
-        state
-            .plugins
-            .get(&instance.record.plugin)
-            .map(|p| Arc::clone(&p.code))
     }
 }

@@ -14,6 +14,7 @@ mod intent;
 mod lifecycle;
 mod pump;
 pub mod store;
+mod supervisor;
 mod views;
 
 use std::collections::BTreeMap;
@@ -26,8 +27,8 @@ use serde::Deserialize;
 
 use self::callbacks::Callbacks;
 use self::files::PluginFile;
-use self::pump::{EventClock, Pump};
 use self::store::InstanceRecord;
+use self::supervisor::{Command, Handle};
 pub use self::views::{InstanceView, PluginView};
 use self::views::{instance_view, plugin_view};
 use crate::client::ClientManager;
@@ -108,36 +109,11 @@ struct Plugin {
     code: Arc<dyn LoadedPlugin>,
 }
 
+/// An instance in the registry: its row, and its supervisor, which owns what runs.
 #[derive(Debug)]
 struct Instance {
     record: InstanceRecord,
-    started: bool,
-    base_config: Option<String>,
-    /// Whether the instance's database was opened by this process (maubot's `inst_db`).
-    database_opened: bool,
-    failure: Option<String>,
-    /// Hands the bot's events to the runtime while started.
-    pump: Option<Pump>,
-    /// When the pump last received an event (only kept while `maubot.timing` logs DEBUG).
-    last_event: Arc<EventClock>,
-}
-
-impl Instance {
-    fn new(record: InstanceRecord) -> Self {
-        Self {
-            record,
-            started: false,
-            base_config: None,
-            database_opened: false,
-            failure: None,
-            pump: None,
-            last_event: Arc::default(),
-        }
-    }
-
-    fn stop_pump(&mut self) {
-        self.pump = None;
-    }
+    handle: Handle,
 }
 
 #[derive(Debug, Default)]
@@ -157,10 +133,14 @@ pub struct PluginHost {
     databases: database::Databases,
     /// The change of a row and its database under way (see `intent`).
     journal: intent::Journal,
-    /// Serialises changes (API calls, start-up): a change sees the state the last one left.
-    ops: tokio::sync::Mutex<()>,
+    /// Orders changes of the registry: plugins and the set of instances change under the write
+    /// lock, one instance's own changes under the read lock (and its `changes` lock), so that
+    /// a slow start holds up no other instance but a replacement waits for it.
+    ops: tokio::sync::RwLock<()>,
+    /// Serialises a row's change in memory with its write to the database.
+    rows: tokio::sync::Mutex<()>,
     state: Mutex<State>,
-    /// Background work (start-up, runtimes' callbacks); shutdown waits for it.
+    /// The instances' supervisors and the start-up; shutdown waits for them.
     tasks: tokio_util::task::TaskTracker,
     /// Set when shutdown begins: nothing starts after it.
     stopping: std::sync::atomic::AtomicBool,
@@ -202,7 +182,8 @@ impl PluginHost {
             db,
             clients,
             runtime,
-            ops: tokio::sync::Mutex::new(()),
+            ops: tokio::sync::RwLock::new(()),
+            rows: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
             tasks: tokio_util::task::TaskTracker::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -215,13 +196,19 @@ impl PluginHost {
                     .plugins
                     .insert(file.meta.id.to_string(), Plugin { file, code });
             }
-            for record in records {
-                state
-                    .instances
-                    .insert(record.id.clone(), Instance::new(record));
-            }
+        }
+        for record in records {
+            host.add_instance(record);
         }
         Ok(host)
+    }
+
+    /// Registers an instance and starts its supervisor.
+    fn add_instance(&self, record: InstanceRecord) {
+        let handle = Handle::spawn(&record.id, self.this.clone(), &self.tasks);
+        lock(&self.state)
+            .instances
+            .insert(record.id.clone(), Instance { record, handle });
     }
 
     fn prepare(&self, file: &PluginFile) -> Arc<dyn LoadedPlugin> {
@@ -251,10 +238,10 @@ impl PluginHost {
                 .filter(|i| i.record.enabled)
                 .map(|i| i.record.id.clone())
                 .collect();
-            // The lock is taken per instance, so that the API is not held up for the whole
-            // start-up (the first start may prepare the Python environment).
+            // One at a time (the first start may prepare the Python environment), each with
+            // the read lock, so that only a plugin's replacement waits for it.
             for id in enabled {
-                let _ops = host.ops.lock().await;
+                let _ops = host.ops.read().await;
                 if host.is_stopping() {
                     return;
                 }
@@ -271,15 +258,17 @@ impl PluginHost {
     pub async fn stop_all(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ops = self.ops.lock().await;
-        let started: Vec<String> = lock(&self.state)
+        let _ops = self.ops.write().await;
+        let supervisors: Vec<_> = lock(&self.state)
             .instances
             .values()
-            .filter(|i| i.started)
-            .map(|i| i.record.id.clone())
+            .map(|i| i.handle.commands.clone())
             .collect();
-        for id in started {
-            self.stop_instance(&id).await;
+        for commands in supervisors {
+            let (done, stopped) = tokio::sync::oneshot::channel();
+            if commands.send(Command::Shutdown { done }).await.is_ok() {
+                let _ = stopped.await;
+            }
         }
         let codes: Vec<Arc<dyn LoadedPlugin>> = lock(&self.state)
             .plugins
@@ -375,7 +364,7 @@ impl PluginHost {
         if path_id.is_some_and(|id| id != meta.id.as_str()) {
             return Err(Error::PidMismatch);
         }
-        let _ops = self.ops.lock().await;
+        let _ops = self.ops.write().await;
         let existing = lock(&self.state)
             .plugins
             .get(meta.id.as_str())
@@ -487,14 +476,14 @@ impl PluginHost {
         state
             .instances
             .values()
-            .filter(|i| i.record.plugin == plugin_id && i.started)
+            .filter(|i| i.record.plugin == plugin_id && i.handle.status().started)
             .map(|i| i.record.id.clone())
             .collect()
     }
 
     /// `POST /plugin/{id}/reload`: the same file read again, its instances restarted.
     pub async fn reload(&self, id: &str) -> Result<()> {
-        let _ops = self.ops.lock().await;
+        let _ops = self.ops.write().await;
         let (path, old_code, running, enabled) = {
             let state = lock(&self.state);
             let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
@@ -542,7 +531,7 @@ impl PluginHost {
 
     /// `DELETE /plugin/{id}`: refused while instances of it exist.
     pub async fn delete_plugin(&self, id: &str) -> Result<()> {
-        let _ops = self.ops.lock().await;
+        let _ops = self.ops.write().await;
         let plugin = {
             let mut state = lock(&self.state);
             if !state.plugins.contains_key(id) {
@@ -572,7 +561,7 @@ impl PluginHost {
     pub fn database_of(&self, id: &str) -> Result<Option<(database::Engine, database::Flavor)>> {
         let state = lock(&self.state);
         let instance = state.instances.get(id).ok_or(Error::InstanceNotFound)?;
-        if !instance.database_opened {
+        if !instance.handle.status().database_opened {
             return Ok(None);
         }
         let engine = database::Engine::recorded(instance.record.database_engine.as_deref());
@@ -599,7 +588,10 @@ impl PluginHost {
     ) -> Option<std::result::Result<WebResponse, RuntimeError>> {
         let code = {
             let state = lock(&self.state);
-            let instance = state.instances.get(id).filter(|i| i.started)?;
+            let instance = state
+                .instances
+                .get(id)
+                .filter(|i| i.handle.status().started)?;
             let plugin = state
                 .plugins
                 .get(&instance.record.plugin)

@@ -87,6 +87,12 @@ impl Pump {
         }
     }
 
+    /// Stops the pump and waits until its task has ended.
+    pub async fn end(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+
     /// Keeps the events from now on instead of handing them on.
     pub fn hold(&self) {
         let mut target = lock(&self.target);

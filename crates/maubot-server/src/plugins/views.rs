@@ -54,6 +54,7 @@ pub(super) fn instance_view(
     database_feature: bool,
 ) -> InstanceView {
     let record = &instance.record;
+    let status = instance.handle.status();
     let database_interface = match state.plugins.get(&record.plugin) {
         Some(plugin) if plugin.file.meta.database => {
             Some(plugin.file.meta.database_type.as_str().to_owned())
@@ -65,13 +66,13 @@ pub(super) fn instance_view(
         id: record.id.clone(),
         plugin: record.plugin.clone(),
         enabled: record.enabled,
-        started: instance.started,
+        started: status.started,
         primary_user: record.primary_user.clone(),
         config: record.config.clone(),
-        base_config: instance.base_config.clone(),
-        database: instance.database_opened && database_feature,
+        base_config: status.base_config,
+        database: status.database_opened && database_feature,
         database_interface,
         database_engine: record.database_engine.clone(),
-        failure: instance.failure.clone(),
+        failure: status.failure,
     }
 }

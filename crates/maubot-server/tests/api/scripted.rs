@@ -27,6 +27,8 @@ const SCRIPTED: &str = "xyz.maubot-rs.test.scripted";
 struct Script {
     /// Versions whose instances fail to start.
     failing: BTreeSet<String>,
+    /// Instances whose starts wait until they are taken out.
+    held: BTreeSet<String>,
     /// What the runtime was asked, in order: `load 1.0.0`, `start i1 1.0.0`, `stop i1 1.0.0`,
     /// `unload 1.0.0`.
     calls: Vec<String>,
@@ -44,6 +46,14 @@ impl ScriptedRuntime {
 
     fn fail_starts_of(&self, version: &str) {
         self.script().failing.insert(version.to_owned());
+    }
+
+    fn hold_starts_of(&self, instance: &str) {
+        self.script().held.insert(instance.to_owned());
+    }
+
+    fn release_starts_of(&self, instance: &str) {
+        self.script().held.remove(instance);
     }
 
     fn calls(&self) -> Vec<String> {
@@ -99,6 +109,9 @@ impl LoadedPlugin for ScriptedPlugin {
 
     async fn start(&self, instance: InstanceStart) -> Result<Started, RuntimeError> {
         self.record(format!("start {} {}", instance.instance_id, self.version));
+        while self.script.script().held.contains(&instance.instance_id) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if self.script.script().failing.contains(&self.version) {
             return Err(RuntimeError::Plugin {
                 message: "scripted start failure".into(),
@@ -318,9 +331,10 @@ async fn recovery_after_a_crash_yields_to_what_the_api_did_meanwhile() {
 
     // Crashed, then back.
     runtime.crash("1.0.0", "i1");
-    let view = server.get("/instance/i1", Some(&token)).await.1;
-    assert_eq!(view["started"], false, "{view}");
-    assert_eq!(view["failure"], "scripted crash", "{view}");
+    wait_for_instance(&server, &token, "i1", "failed", |v| {
+        v["started"] == false && v["failure"] == "scripted crash"
+    })
+    .await;
     runtime.recover("1.0.0", "i1");
     wait_for_instance(&server, &token, "i1", "started again", |v| {
         v["started"] == true && v["failure"].is_null()
@@ -329,6 +343,7 @@ async fn recovery_after_a_crash_yields_to_what_the_api_did_meanwhile() {
 
     // Crashed, stopped through the API, then "recovered": it must not run.
     runtime.crash("1.0.0", "i1");
+    wait_for_instance(&server, &token, "i1", "failed", |v| v["started"] == false).await;
     let (status, view) = put_instance(&server, &token, "i1", json!({ "started": false })).await;
     assert_eq!(status, StatusCode::OK, "{view}");
     let before = runtime.calls().len();
@@ -364,5 +379,57 @@ async fn recovery_after_a_crash_yields_to_what_the_api_did_meanwhile() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(server.get("/instances", Some(&token)).await.1, json!([]));
+    server.stop().await;
+}
+
+/// An instance whose start takes long holds up no change of another instance, and the API
+/// still answers for the slow one meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_start_holds_up_no_other_instance() {
+    let (server, runtime, token, bot) = scripted_server("scripted_slow_start").await;
+    upload(&server, &token, scripted_mbp("1.0.0"), "").await;
+    start_instance(&server, &token, "slow", &bot).await;
+    start_instance(&server, &token, "quick", &bot).await;
+    let (status, view) = put_instance(&server, &token, "slow", json!({ "started": false })).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+
+    runtime.hold_starts_of("slow");
+    let before = runtime.calls().len();
+    let mut slow_start = Box::pin(put_instance(
+        &server,
+        &token,
+        "slow",
+        json!({ "started": true }),
+    ));
+    let started_slowly = async {
+        while !runtime.calls()[before..].contains(&"start slow 1.0.0".to_owned()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        answer = &mut slow_start => panic!("the held start answered: {answer:?}"),
+        () = started_slowly => {}
+    }
+
+    let quick_change = put_instance(
+        &server,
+        &token,
+        "quick",
+        json!({ "started": false, "config": "answer: 42" }),
+    );
+    let (status, view) = tokio::time::timeout(Duration::from_secs(5), quick_change)
+        .await
+        .expect("another instance's change waited for the slow start");
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["started"], false, "{view}");
+    assert_eq!(view["config"], "answer: 42", "{view}");
+    let (status, view) = server.get("/instance/slow", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["started"], false, "{view}");
+
+    runtime.release_starts_of("slow");
+    let (status, view) = slow_start.await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["started"], true, "{view}");
     server.stop().await;
 }
