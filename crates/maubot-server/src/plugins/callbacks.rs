@@ -143,9 +143,7 @@ impl RuntimeHost for Callbacks {
             .get(instance_id)
             .filter(|i| self.owns(i, "config_save"))
         {
-            instance
-                .handle
-                .report(instance_id, Command::ConfigSaved { config });
+            instance.handle.config_saved(instance_id, config);
         }
     }
 

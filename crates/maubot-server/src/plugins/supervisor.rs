@@ -14,8 +14,9 @@ use crate::runtime::{InstanceStart, LoadedPlugin, RuntimeError, Started};
 use crate::sync::lock;
 
 /// Commands waiting for an instance's supervisor. The API sends one at a time per instance
-/// (its changes of an instance are serialised), and a runtime reports at most a few per crash,
-/// so the bound is never reached in practice; a report that finds it full is logged.
+/// (its changes of an instance are serialised), a runtime reports at most a few per crash, and
+/// a plugin's config saves wait as one, so the bound is not reached in practice; a report that
+/// finds it full is logged.
 const COMMANDS_MAX: usize = 32;
 
 /// What an instance's supervisor is asked to do.
@@ -42,8 +43,8 @@ pub(super) enum Command {
     Renamed { to: String },
     /// Stop, then end the supervisor (server shutdown).
     Shutdown { done: oneshot::Sender<()> },
-    /// The plugin saved its config (from the runtime).
-    ConfigSaved { config: String },
+    /// The plugin saved its config (from the runtime): the latest is in `Handle::saved_config`.
+    ConfigSaved,
     /// The instance stopped running through no request of ours (from the runtime).
     Failed { reason: String },
     /// The runtime brought the instance back after a failure.
@@ -71,37 +72,55 @@ pub(super) struct Handle {
     pub last_event: Arc<EventClock>,
     /// One API change of the instance at a time: each sees the state the last one left.
     pub changes: Arc<tokio::sync::Mutex<()>>,
+    /// The config the plugin saved last and the supervisor has not stored yet: a plugin that
+    /// saves in a loop takes one place in the queue, and the last save wins.
+    saved_config: Arc<Mutex<Option<String>>>,
 }
 
 impl Handle {
     /// Starts the supervisor of instance `id` as a task of `tasks`.
     pub fn spawn(id: &str, host: Weak<PluginHost>, tasks: &tokio_util::task::TaskTracker) -> Self {
-        let (commands, receiver) = mpsc::channel(COMMANDS_MAX);
-        let handle = Handle {
-            commands,
-            status: Arc::default(),
-            last_event: Arc::default(),
-            changes: Arc::default(),
-        };
+        let (handle, receiver) = Self::new();
         let supervisor = Supervisor {
             id: id.to_owned(),
             host,
             status: Arc::clone(&handle.status),
             last_event: Arc::clone(&handle.last_event),
+            saved_config: Arc::clone(&handle.saved_config),
             pump: None,
         };
         tasks.spawn(supervisor.run(receiver));
         handle
     }
 
+    fn new() -> (Self, mpsc::Receiver<Command>) {
+        let (commands, receiver) = mpsc::channel(COMMANDS_MAX);
+        let handle = Handle {
+            commands,
+            status: Arc::default(),
+            last_event: Arc::default(),
+            changes: Arc::default(),
+            saved_config: Arc::default(),
+        };
+        (handle, receiver)
+    }
+
     pub fn status(&self) -> Status {
         lock(&self.status).clone()
     }
 
-    /// A runtime's report: it cannot wait, so a full queue loses it, with a warning.
+    /// A runtime's report: it cannot wait, so a full queue loses it, with a warning. (After
+    /// shutdown or a delete there is nobody left to tell.)
     pub fn report(&self, id: &str, command: Command) {
-        if let Err(err) = self.commands.try_send(command) {
-            tracing::warn!(target: LOG, instance = %id, error = %err, "A runtime report for the instance was dropped: its supervisor is not keeping up");
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
+            tracing::warn!(target: LOG, instance = %id, ?command, "A runtime report for the instance was dropped: its supervisor is not keeping up");
+        }
+    }
+
+    /// The plugin saved its config.
+    pub fn config_saved(&self, id: &str, config: String) {
+        if lock(&self.saved_config).replace(config).is_none() {
+            self.report(id, Command::ConfigSaved);
         }
     }
 }
@@ -111,6 +130,7 @@ struct Supervisor {
     host: Weak<PluginHost>,
     status: Arc<Mutex<Status>>,
     last_event: Arc<EventClock>,
+    saved_config: Arc<Mutex<Option<String>>>,
     /// Hands the bot's events to the runtime while started (or holds them).
     pump: Option<Pump>,
 }
@@ -141,7 +161,7 @@ impl Supervisor {
                     let _ = done.send(());
                     return;
                 }
-                Command::ConfigSaved { config } => self.config_saved(&host, config).await,
+                Command::ConfigSaved => self.config_saved(&host).await,
                 Command::Failed { reason } => self.failed(reason),
                 Command::Recovered { started } => self.recovered(&host, started).await,
                 Command::GaveUp { error } => self.start_failed(&host, &error, true).await,
@@ -302,7 +322,10 @@ impl Supervisor {
         Ok(())
     }
 
-    async fn config_saved(&mut self, host: &PluginHost, config: String) {
+    async fn config_saved(&mut self, host: &PluginHost) {
+        let Some(config) = lock(&self.saved_config).take() else {
+            return;
+        };
         if host.record(&self.id).is_ok_and(|r| r.config == config) {
             return;
         }
@@ -358,5 +381,28 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_saves_in_a_loop_take_one_place_and_the_last_wins() {
+        let (handle, mut receiver) = Handle::new();
+        for n in 0..1000 {
+            handle.config_saved("i", format!("n: {n}"));
+        }
+        handle.report(
+            "i",
+            Command::Failed {
+                reason: "crash".into(),
+            },
+        );
+        assert!(matches!(receiver.try_recv(), Ok(Command::ConfigSaved)));
+        assert!(matches!(receiver.try_recv(), Ok(Command::Failed { .. })));
+        assert!(receiver.try_recv().is_err());
+        assert_eq!(lock(&handle.saved_config).take().as_deref(), Some("n: 999"));
     }
 }
