@@ -28,8 +28,11 @@ impl PluginHost {
         if !renames && let Some(changes) = self.changes_of(id) {
             let _ops = self.ops.read().await;
             let _changes = changes.lock().await;
-            // Deleted while this waited: created anew below, as maubot would.
-            if self.record(id).is_ok() {
+            // Deleted (or renamed) while this waited: created anew below, as maubot would.
+            if self
+                .changes_of(id)
+                .is_some_and(|now| Arc::ptr_eq(&now, &changes))
+            {
                 return Ok((false, self.update_instance(id, request).await?));
             }
         }

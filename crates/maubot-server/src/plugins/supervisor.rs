@@ -164,7 +164,7 @@ impl Supervisor {
                 Command::ConfigSaved => self.config_saved(&host).await,
                 Command::Failed { reason } => self.failed(reason),
                 Command::Recovered { started } => self.recovered(&host, started).await,
-                Command::GaveUp { error } => self.start_failed(&host, &error, true).await,
+                Command::GaveUp { error } => self.gave_up(&host, error).await,
             }
         }
     }
@@ -335,13 +335,13 @@ impl Supervisor {
     }
 
     fn failed(&mut self, reason: String) {
-        tracing::error!(target: LOG, instance = %self.id, reason = %reason, "Instance failed");
         {
             let mut status = lock(&self.status);
             if !status.started {
                 // Stopped meanwhile: there is nothing to bring back.
                 return;
             }
+            tracing::error!(target: LOG, instance = %self.id, reason = %reason, "Instance failed");
             status.started = false;
             status.failure = Some(reason);
         }
@@ -352,16 +352,27 @@ impl Supervisor {
         }
     }
 
+    /// Whether the instance failed and waits for the runtime to bring it back.
+    fn waiting(&self) -> bool {
+        let status = lock(&self.status);
+        !status.started && status.failure.is_some()
+    }
+
+    async fn gave_up(&mut self, host: &PluginHost, error: RuntimeError) {
+        // Stopped or started anew meanwhile: the failed restart changes nothing.
+        if self.waiting() {
+            self.start_failed(host, &error, true).await;
+        }
+    }
+
     async fn recovered(&mut self, host: &PluginHost, started: Started) {
         // Only an instance still waiting to run again comes back: one stopped on purpose
         // meanwhile must stop in the runtime too; one started anew runs.
-        let status = lock(&self.status).clone();
-        if status.started {
+        if self.started() {
             return;
         }
-        let waiting = status.failure.is_some()
-            && !host.is_stopping()
-            && host.record(&self.id).is_ok_and(|r| r.enabled);
+        let waiting =
+            self.waiting() && !host.is_stopping() && host.record(&self.id).is_ok_and(|r| r.enabled);
         let bot = match host.record(&self.id) {
             Ok(record) if waiting => host.clients.get(&record.primary_user).await,
             _ => None,

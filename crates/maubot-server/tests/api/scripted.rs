@@ -70,6 +70,17 @@ impl ScriptedRuntime {
             .instance_failed(instance, "scripted crash".into());
     }
 
+    /// The runtime could not bring the instance back.
+    fn give_up(&self, version: &str, instance: &str) {
+        self.host(version).instance_gave_up(
+            instance,
+            RuntimeError::Plugin {
+                message: "scripted restart failure".into(),
+                detail: None,
+            },
+        );
+    }
+
     /// The runtime brought the instance back by itself.
     fn recover(&self, version: &str, instance: &str) {
         self.host(version)
@@ -322,7 +333,8 @@ async fn renames_move_the_database_or_change_nothing() {
 }
 
 /// After a crash the runtime brings an instance back by itself, unless the API stopped or
-/// deleted it meanwhile: then it is told to stop, and stays stopped (or gone).
+/// deleted it meanwhile: then it is told to stop, and stays stopped (or gone). A restart that
+/// fails disables the instance, unless the API stopped it meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_after_a_crash_yields_to_what_the_api_did_meanwhile() {
     let (server, runtime, token, bot) = scripted_server("scripted_recovery").await;
@@ -379,6 +391,29 @@ async fn recovery_after_a_crash_yields_to_what_the_api_did_meanwhile() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(server.get("/instances", Some(&token)).await.1, json!([]));
+
+    // Crashed, stopped through the API, then the restart failed: nothing changes.
+    start_instance(&server, &token, "i2", &bot).await;
+    runtime.crash("1.0.0", "i2");
+    wait_for_instance(&server, &token, "i2", "failed", |v| v["started"] == false).await;
+    let (status, view) = put_instance(&server, &token, "i2", json!({ "started": false })).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    runtime.give_up("1.0.0", "i2");
+    // Ordered after the report: a change through the API answers once the report was taken.
+    let (status, view) = put_instance(&server, &token, "i2", json!({ "config": "a: 1" })).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["enabled"], true, "{view}");
+    assert_eq!(view["failure"], Value::Null, "{view}");
+
+    // Crashed, then the restart failed: disabled, with the reason, as a failed start is.
+    let (status, view) = put_instance(&server, &token, "i2", json!({ "started": true })).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    runtime.crash("1.0.0", "i2");
+    runtime.give_up("1.0.0", "i2");
+    let view =
+        wait_for_instance(&server, &token, "i2", "given up", |v| v["enabled"] == false).await;
+    assert_eq!(view["started"], false, "{view}");
+    assert_eq!(view["failure"], "scripted restart failure", "{view}");
     server.stop().await;
 }
 
