@@ -239,7 +239,7 @@ impl PluginHost {
                 .map(|i| i.record.id.clone())
                 .collect();
             // One at a time (the first start may prepare the Python environment), each with
-            // the read lock, so that only a plugin's replacement waits for it.
+            // the read lock: changes of other instances go on meanwhile.
             for id in enabled {
                 let _ops = host.ops.read().await;
                 if host.is_stopping() {
