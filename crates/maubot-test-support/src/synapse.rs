@@ -35,9 +35,21 @@ pub struct RegisteredUser {
 
 impl Synapse {
     /// One homeserver for the whole test process, started on first use. Blocks while it starts.
+    ///
+    /// It lives as long as the process, so its folder outlives it: the folders of shared
+    /// homeservers whose test process has ended are removed here.
     pub fn shared() -> &'static Synapse {
         static SHARED: OnceLock<Synapse> = OnceLock::new();
-        SHARED.get_or_init(|| Synapse::start().expect("start the shared test Synapse"))
+        SHARED.get_or_init(|| {
+            remove_folders_of_ended_processes();
+            let synapse = Synapse::start().expect("start the shared test Synapse");
+            // Best effort: without the mark the folder is left, as before.
+            let _ = std::fs::write(
+                synapse.dir.path().join(OWNER_FILE),
+                std::process::id().to_string(),
+            );
+            synapse
+        })
     }
 
     /// A homeserver of the caller's own, e.g. to stop and restart it. Blocks while it starts.
@@ -245,6 +257,32 @@ impl Process {
     fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.stopped.recv();
+    }
+}
+
+/// In a shared homeserver's folder: the ID of the test process it belongs to.
+const OWNER_FILE: &str = "test-process.pid";
+
+/// Removes the folders of shared homeservers whose test process has ended. Only marked folders
+/// are touched: one without the mark may be a homeserver starting in another process.
+fn remove_folders_of_ended_processes() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with("maubot-synapse-"));
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        if let Some(pid) = owner.filter(|_| ours)
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
