@@ -24,6 +24,7 @@ pub mod standalone;
 pub mod state;
 pub mod sync;
 pub mod ui;
+pub mod views;
 
 pub use http::app;
 pub use server::{Running, start, start_with_runtime};

@@ -14,8 +14,8 @@ use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::client::ClientView;
-use crate::plugins::InstanceView;
 use crate::sync::lock;
+use crate::views::{self, InstanceView};
 
 /// What happens to an instance's events.
 #[derive(Debug, Default)]
@@ -357,7 +357,7 @@ pub async fn serve(
         State(state): State<crate::state::AppState>,
     ) -> impl axum::response::IntoResponse {
         let bots = state.clients.views().await;
-        let instances = state.plugins.instances();
+        let instances = views::instances(&state);
         (
             [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
             render(&bots, &instances),

@@ -79,11 +79,11 @@ pub async fn run(
         )
         .await
         .map_err(|err| anyhow::anyhow!("the plugin's instance: {err}"))?;
-    match &instance.failure {
+    match &instance.status.failure {
         Some(failure) => {
-            tracing::warn!(target: LOG, instance = %instance.id, failure = %failure, "The plugin does not run");
+            tracing::warn!(target: LOG, instance = %instance.record.id, failure = %failure, "The plugin does not run");
         }
-        None => tracing::info!(target: LOG, instance = %instance.id, "Plugin running"),
+        None => tracing::info!(target: LOG, instance = %instance.record.id, "Plugin running"),
     }
     running.run_until(signal).await
 }

@@ -13,8 +13,8 @@ use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::openapi::ErrorBody;
 use crate::client::{self, ClientRequest, ClientView};
-use crate::plugins::InstanceView;
 use crate::state::AppState;
+use crate::views::{self, InstanceView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,7 +42,7 @@ impl ClientAnswer {
     }
 
     pub(crate) fn of(state: &AppState, client: ClientView) -> Json<ClientAnswer> {
-        let instances = state.plugins.instances_of_client(&client.id);
+        let instances = views::instances_of_client(state, &client.id);
         Json(ClientAnswer { client, instances })
     }
 }

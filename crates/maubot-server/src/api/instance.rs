@@ -11,8 +11,9 @@ use super::detached;
 use super::error::ApiResult;
 use super::json::ApiJson;
 use super::openapi::ErrorBody;
-use crate::plugins::{InstanceRequest, InstanceView};
+use crate::plugins::InstanceRequest;
 use crate::state::AppState;
+use crate::views::{self, InstanceView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     (status = 401, description = "No valid token", body = ErrorBody),
 ))]
 async fn list(State(state): State<AppState>) -> Json<Vec<InstanceView>> {
-    Json(state.plugins.instances())
+    Json(views::instances(&state))
 }
 
 /// `GET /_matrix/maubot/v1/instance/{id}`
@@ -39,7 +40,7 @@ async fn read(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<InstanceView>> {
-    Ok(Json(state.plugins.instance(&id.to_lowercase())?))
+    Ok(Json(views::instance(&state, &id.to_lowercase())?))
 }
 
 /// `PUT /_matrix/maubot/v1/instance/{id}`: creates (201) or updates (200).
@@ -56,8 +57,10 @@ async fn put(
     ApiJson(request): ApiJson<InstanceRequest>,
 ) -> ApiResult<(StatusCode, Json<InstanceView>)> {
     let id = id.to_lowercase();
-    let (created, view) =
+    let routes = state.config.api_features.instance_database;
+    let (created, facts) =
         detached(async move { state.plugins.put_instance(&id, request).await }).await??;
+    let view = InstanceView::new(facts, routes);
     let status = if created {
         StatusCode::CREATED
     } else {

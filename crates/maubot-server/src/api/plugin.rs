@@ -13,8 +13,9 @@ use super::detached;
 use super::error::{ApiError, ApiResult};
 use super::json::read_body;
 use super::openapi::{ErrorBody, PluginArchive};
-use crate::plugins::{self, PluginView};
+use crate::plugins;
 use crate::state::AppState;
+use crate::views::{self, PluginView};
 
 /// Feature `plugin`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -37,7 +38,7 @@ pub fn upload_router() -> OpenApiRouter<AppState> {
     (status = 401, description = "No valid token", body = ErrorBody),
 ))]
 async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
-    Json(state.plugins.plugins())
+    Json(views::plugins(&state))
 }
 
 /// `GET /_matrix/maubot/v1/plugin/{id}`
@@ -50,7 +51,7 @@ async fn read(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PluginView>> {
-    Ok(Json(state.plugins.plugin(&id)?))
+    Ok(Json(views::plugin(&state, &id)?))
 }
 
 /// `DELETE /_matrix/maubot/v1/plugin/{id}`: 412 while instances of it exist.
@@ -94,10 +95,11 @@ async fn put_plugin(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let body = read_body(request, state.config.server.max_body_size).await?;
-    let (created, view) =
+    let routes = state.config.api_features.instance_database;
+    let (created, facts) =
         detached(async move { state.plugins.upload(body.to_vec(), Some(&id), true).await })
             .await??;
-    Ok((status(created), Json(view)))
+    Ok((status(created), Json(PluginView::new(facts, routes))))
 }
 
 /// `POST /_matrix/maubot/v1/plugins/upload?allow_override=...`: like maubot, any non-empty
@@ -121,14 +123,15 @@ async fn upload(
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let allow_override = query.get("allow_override").is_some_and(|v| !v.is_empty());
     let body = read_body(request, state.config.server.max_body_size).await?;
-    let (created, view) = detached(async move {
+    let routes = state.config.api_features.instance_database;
+    let (created, facts) = detached(async move {
         state
             .plugins
             .upload(body.to_vec(), None, allow_override)
             .await
     })
     .await??;
-    Ok((status(created), Json(view)))
+    Ok((status(created), Json(PluginView::new(facts, routes))))
 }
 
 fn status(created: bool) -> StatusCode {

@@ -7,7 +7,7 @@ use super::intent::Intent;
 use super::store::{self, InstanceRecord};
 use super::supervisor::Command;
 use super::{
-    Error, InstanceRequest, InstanceView, LOG, PluginHost, Result, check_instance_id, database,
+    Error, InstanceFacts, InstanceRequest, LOG, PluginHost, Result, check_instance_id, database,
 };
 use crate::sync::lock;
 
@@ -20,7 +20,7 @@ impl PluginHost {
         &self,
         id: &str,
         request: InstanceRequest,
-    ) -> Result<(bool, InstanceView)> {
+    ) -> Result<(bool, InstanceFacts)> {
         let renames = request
             .id
             .as_ref()
@@ -101,7 +101,7 @@ impl PluginHost {
         &self,
         id: &str,
         request: InstanceRequest,
-    ) -> Result<InstanceView> {
+    ) -> Result<InstanceFacts> {
         let mut id = id.to_owned();
         let current = self.record(&id)?;
 

@@ -8,6 +8,7 @@
 mod callbacks;
 pub mod database;
 mod events;
+mod facts;
 pub mod files;
 mod instances;
 mod intent;
@@ -15,7 +16,6 @@ mod lifecycle;
 mod pump;
 pub mod store;
 mod supervisor;
-mod views;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,11 +26,12 @@ use maubot_types::plugin::{ArchiveLimits, DatabaseType, PluginArchive, PluginMet
 use serde::Deserialize;
 
 use self::callbacks::Callbacks;
+pub use self::facts::{InstanceFacts, PluginDatabase, PluginFacts};
+use self::facts::{instance_facts, plugin_facts};
 use self::files::PluginFile;
 use self::store::InstanceRecord;
+pub use self::supervisor::Status;
 use self::supervisor::{Command, Handle};
-pub use self::views::{InstanceView, PluginView};
-use self::views::{instance_view, plugin_view};
 use crate::client::ClientManager;
 use crate::db::{self, Database};
 use crate::runtime::{
@@ -283,21 +284,21 @@ impl PluginHost {
         self.tasks.wait().await;
     }
 
-    // ----- views -----
+    // ----- what the API and the web UI show -----
 
-    pub fn plugins(&self) -> Vec<PluginView> {
+    pub fn plugins(&self) -> Vec<PluginFacts> {
         let state = lock(&self.state);
         state
             .plugins
             .values()
-            .map(|p| self.plugin_view(&state, p))
+            .map(|p| plugin_facts(&state, p))
             .collect()
     }
 
-    pub fn plugin(&self, id: &str) -> Result<PluginView> {
+    pub fn plugin(&self, id: &str) -> Result<PluginFacts> {
         let state = lock(&self.state);
         let plugin = state.plugins.get(id).ok_or(Error::PluginNotFound)?;
-        Ok(self.plugin_view(&state, plugin))
+        Ok(plugin_facts(&state, plugin))
     }
 
     /// A plugin's `maubot.yaml`, for the web UI.
@@ -307,38 +308,30 @@ impl PluginHost {
         Ok(plugin.file.meta.clone())
     }
 
-    pub fn instances(&self) -> Vec<InstanceView> {
+    pub fn instances(&self) -> Vec<InstanceFacts> {
         let state = lock(&self.state);
         state
             .instances
             .values()
-            .map(|i| self.instance_view(&state, i))
+            .map(|i| instance_facts(&state, i))
             .collect()
     }
 
-    pub fn instance(&self, id: &str) -> Result<InstanceView> {
+    pub fn instance(&self, id: &str) -> Result<InstanceFacts> {
         let state = lock(&self.state);
         let instance = state.instances.get(id).ok_or(Error::InstanceNotFound)?;
-        Ok(self.instance_view(&state, instance))
+        Ok(instance_facts(&state, instance))
     }
 
     /// The instances running on a client, for the client's view.
-    pub fn instances_of_client(&self, client_id: &str) -> Vec<InstanceView> {
+    pub fn instances_of_client(&self, client_id: &str) -> Vec<InstanceFacts> {
         let state = lock(&self.state);
         state
             .instances
             .values()
             .filter(|i| i.record.primary_user == client_id)
-            .map(|i| self.instance_view(&state, i))
+            .map(|i| instance_facts(&state, i))
             .collect()
-    }
-
-    fn plugin_view(&self, state: &State, plugin: &Plugin) -> PluginView {
-        plugin_view(state, plugin, self.config.api_features.instance_database)
-    }
-
-    fn instance_view(&self, state: &State, instance: &Instance) -> InstanceView {
-        instance_view(state, instance, self.config.api_features.instance_database)
     }
 
     // ----- plugins -----
@@ -350,7 +343,7 @@ impl PluginHost {
         bytes: Vec<u8>,
         path_id: Option<&str>,
         allow_override: bool,
-    ) -> Result<(bool, PluginView)> {
+    ) -> Result<(bool, PluginFacts)> {
         let archive = tokio::task::spawn_blocking(move || {
             PluginArchive::read(&bytes, &ArchiveLimits::default()).map(|archive| (archive, bytes))
         })
@@ -383,8 +376,8 @@ impl PluginHost {
                 let id = file.meta.id.to_string();
                 let mut state = lock(&self.state);
                 state.plugins.insert(id.clone(), Plugin { file, code });
-                let view = self.plugin_view(&state, &state.plugins[&id]);
-                Ok((true, view))
+                let facts = plugin_facts(&state, &state.plugins[&id]);
+                Ok((true, facts))
             }
             Some(old) => {
                 if !allow_override {

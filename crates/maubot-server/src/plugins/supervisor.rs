@@ -53,9 +53,9 @@ pub(super) enum Command {
     GaveUp { error: RuntimeError },
 }
 
-/// What the API shows of a running instance; written only by its supervisor.
+/// What runs of an instance; written only by its supervisor.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Status {
+pub struct Status {
     pub started: bool,
     pub failure: Option<String>,
     pub base_config: Option<String>,

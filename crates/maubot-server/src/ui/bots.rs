@@ -16,8 +16,8 @@ use super::{
 };
 use crate::api::error::ApiError;
 use crate::client::{ClientRequest, ClientView};
-use crate::plugins::InstanceView;
 use crate::state::AppState;
+use crate::views::{self, InstanceView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -69,7 +69,7 @@ async fn list(
 ) -> Response {
     let mut bots = state.clients.views().await;
     sort_attention_first(&mut bots);
-    let instances = state.plugins.instances();
+    let instances = views::instances(&state);
     let content = html! {
         div.section-head {
             h1 { "Bots" }
@@ -103,7 +103,7 @@ struct Bot {
 async fn view_of(state: &AppState, id: &str) -> Option<Bot> {
     Some(Bot {
         view: state.clients.get(id).await?.view(),
-        instances: state.plugins.instances_of_client(id),
+        instances: views::instances_of_client(state, id),
     })
 }
 

@@ -19,8 +19,9 @@ use super::{
 };
 use crate::api::error::ApiError;
 use crate::logs::{self, Filter};
-use crate::plugins::{InstanceRequest, InstanceView};
+use crate::plugins::InstanceRequest;
 use crate::state::AppState;
+use crate::views::{self, InstanceView};
 
 /// How many of the instance's log lines its page shows.
 const RECENT_LOG_LINES: usize = 50;
@@ -79,7 +80,7 @@ pub async fn render(
     alert: Option<Alert>,
     draft: Option<Draft>,
 ) -> Response {
-    let Ok(instance) = state.plugins.instance(&id.to_lowercase()) else {
+    let Ok(instance) = views::instance(state, &id.to_lowercase()) else {
         return not_found(ctx);
     };
     let mut bots: Vec<String> = state
@@ -93,7 +94,12 @@ pub async fn render(
         bots.push(instance.primary_user.clone());
     }
     bots.sort();
-    let mut plugins: Vec<String> = state.plugins.plugins().into_iter().map(|p| p.id).collect();
+    let mut plugins: Vec<String> = state
+        .plugins
+        .plugins()
+        .into_iter()
+        .map(|p| p.file.meta.id.to_string())
+        .collect();
     if !plugins.contains(&instance.plugin) {
         plugins.push(instance.plugin.clone());
     }
@@ -374,7 +380,7 @@ async fn save_settings(
     UiForm(form): UiForm<SettingsForm>,
 ) -> PostResult {
     let id = id.to_lowercase();
-    let Ok(current) = state.plugins.instance(&id) else {
+    let Ok(current) = views::instance(&state, &id) else {
         return Err(not_found(&ctx));
     };
     let new_id = form.id.trim().to_lowercase();

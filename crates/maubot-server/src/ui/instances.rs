@@ -15,8 +15,9 @@ use super::{
 };
 use crate::api::detached;
 use crate::api::error::ApiError;
-use crate::plugins::{InstanceRequest, InstanceView};
+use crate::plugins::InstanceRequest;
 use crate::state::AppState;
+use crate::views::{self, InstanceView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,7 +61,7 @@ async fn list(
     State(state): State<AppState>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let mut instances = state.plugins.instances();
+    let mut instances = views::instances(&state);
     sort_attention_first(&mut instances);
     let content = html! {
         div.section-head {
@@ -116,7 +117,7 @@ async fn new_page(
     enabled: bool,
     alert: Option<&Alert>,
 ) -> Markup {
-    let plugins = state.plugins.plugins();
+    let plugins = views::plugins(state);
     let bots = state.clients.views().await;
     let content = html! {
         h1 { "Create an instance" }
@@ -209,7 +210,7 @@ pub async fn put(
     let id = id.to_owned();
     detached(async move { host.plugins.put_instance(&id, request).await })
         .await?
-        .map(|(_, view)| view)
+        .map(|(_, facts)| InstanceView::new(facts, state.config.api_features.instance_database))
         .map_err(ApiError::from)
 }
 
@@ -293,7 +294,7 @@ async fn confirm_delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    match state.plugins.instance(&id.to_lowercase()) {
+    match views::instance(&state, &id.to_lowercase()) {
         Ok(instance) => page_html(StatusCode::OK, delete_page(&ctx, &instance, None)),
         Err(_) => super::instance::not_found(&ctx),
     }
@@ -314,7 +315,7 @@ async fn delete(
         .and_then(|r| r.map_err(ApiError::from));
     match result {
         Ok(()) => Ok(see_other(&ctx.href("instances?ok=deleted"))),
-        Err(err) => match state.plugins.instance(&id) {
+        Err(err) => match views::instance(&state, &id) {
             Ok(instance) => Err(page_html(
                 err.status(),
                 delete_page(&ctx, &instance, Some(&Alert::Error(err.message()))),

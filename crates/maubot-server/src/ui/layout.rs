@@ -6,7 +6,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::Ctx;
 use super::assets::{css_path, js_path};
 use crate::client::ClientView;
-use crate::plugins::InstanceView;
+use crate::views::InstanceView;
 
 /// The sections of the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use maud::html;
 use super::layout::{Nav, empty, page};
 use super::{NoticeQuery, Session, bots, html as page_html, instances, notice};
 use crate::state::AppState;
+use crate::views;
 
 /// `GET {ui}/`
 pub async fn page_handler(
@@ -17,8 +18,8 @@ pub async fn page_handler(
     Query(query): Query<NoticeQuery>,
 ) -> Response {
     let mut bots = state.clients.views().await;
-    let instances = state.plugins.instances();
-    let plugins = state.plugins.plugins();
+    let instances = views::instances(&state);
+    let plugins = views::plugins(&state);
     bots::sort_attention_first(&mut bots);
     let mut sorted_instances = instances.clone();
     instances::sort_attention_first(&mut sorted_instances);

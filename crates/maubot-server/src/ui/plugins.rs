@@ -16,8 +16,8 @@ use super::{
 };
 use crate::api::detached;
 use crate::api::error::ApiError;
-use crate::plugins::PluginView;
 use crate::state::AppState;
+use crate::views::{self, PluginView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -49,7 +49,7 @@ async fn list(
     State(state): State<AppState>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let plugins = state.plugins.plugins();
+    let plugins = views::plugins(&state);
     let upload = state.config.api_features.plugin_upload;
     let content = html! {
         h1 { "Plugins" }
@@ -125,7 +125,7 @@ fn render(
     status: StatusCode,
     alert: Option<Alert>,
 ) -> Response {
-    let (Ok(plugin), Ok(meta)) = (state.plugins.plugin(id), state.plugins.plugin_meta(id)) else {
+    let (Ok(plugin), Ok(meta)) = (views::plugin(state, id), state.plugins.plugin_meta(id)) else {
         return not_found(ctx);
     };
     page_html(
@@ -269,7 +269,7 @@ async fn confirm_delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    match state.plugins.plugin(&id) {
+    match views::plugin(&state, &id) {
         Ok(plugin) => page_html(StatusCode::OK, delete_page(&ctx, &plugin, None)),
         Err(_) => not_found(&ctx),
     }
@@ -289,7 +289,7 @@ async fn delete(
         .and_then(|r| r.map_err(ApiError::from));
     match result {
         Ok(()) => Ok(see_other(&ctx.href("plugins?ok=deleted"))),
-        Err(err) => match state.plugins.plugin(&id) {
+        Err(err) => match views::plugin(&state, &id) {
             Ok(plugin) => Err(page_html(
                 err.status(),
                 delete_page(&ctx, &plugin, Some(&Alert::Error(err.message()))),
