@@ -83,7 +83,8 @@ impl InstanceView {
     }
 }
 
-fn database_routes(state: &AppState) -> bool {
+/// Whether the instance database routes are on (`api_features.instance_database`).
+pub fn database_routes(state: &AppState) -> bool {
     state.config.api_features.instance_database
 }
 

@@ -57,7 +57,7 @@ async fn put(
     ApiJson(request): ApiJson<InstanceRequest>,
 ) -> ApiResult<(StatusCode, Json<InstanceView>)> {
     let id = id.to_lowercase();
-    let routes = state.config.api_features.instance_database;
+    let routes = views::database_routes(&state);
     let (created, facts) =
         detached(async move { state.plugins.put_instance(&id, request).await }).await??;
     let view = InstanceView::new(facts, routes);

@@ -95,7 +95,7 @@ async fn put_plugin(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let body = read_body(request, state.config.server.max_body_size).await?;
-    let routes = state.config.api_features.instance_database;
+    let routes = views::database_routes(&state);
     let (created, facts) =
         detached(async move { state.plugins.upload(body.to_vec(), Some(&id), true).await })
             .await??;
@@ -123,7 +123,7 @@ async fn upload(
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let allow_override = query.get("allow_override").is_some_and(|v| !v.is_empty());
     let body = read_body(request, state.config.server.max_body_size).await?;
-    let routes = state.config.api_features.instance_database;
+    let routes = views::database_routes(&state);
     let (created, facts) = detached(async move {
         state
             .plugins

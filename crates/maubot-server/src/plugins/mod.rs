@@ -260,16 +260,9 @@ impl PluginHost {
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ops = self.ops.write().await;
-        let supervisors: Vec<_> = lock(&self.state)
-            .instances
-            .values()
-            .map(|i| i.handle.commands.clone())
-            .collect();
-        for commands in supervisors {
-            let (done, stopped) = tokio::sync::oneshot::channel();
-            if commands.send(Command::Shutdown { done }).await.is_ok() {
-                let _ = stopped.await;
-            }
+        let ids: Vec<String> = lock(&self.state).instances.keys().cloned().collect();
+        for id in ids {
+            self.ask(&id, |done| Command::Shutdown { done }).await;
         }
         let codes: Vec<Arc<dyn LoadedPlugin>> = lock(&self.state)
             .plugins

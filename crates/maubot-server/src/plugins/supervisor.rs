@@ -371,10 +371,10 @@ impl Supervisor {
         if self.started() {
             return;
         }
-        let waiting =
-            self.waiting() && !host.is_stopping() && host.record(&self.id).is_ok_and(|r| r.enabled);
         let bot = match host.record(&self.id) {
-            Ok(record) if waiting => host.clients.get(&record.primary_user).await,
+            Ok(record) if record.enabled && self.waiting() && !host.is_stopping() => {
+                host.clients.get(&record.primary_user).await
+            }
             _ => None,
         };
         let code = host.code_of_instance(&self.id);

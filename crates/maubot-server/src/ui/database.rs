@@ -83,7 +83,7 @@ async fn render(
     result: Result<Option<Value>, ApiError>,
     sql: &str,
 ) -> Response {
-    let tables = if state.config.api_features.instance_database {
+    let tables = if crate::views::database_routes(state) {
         tables_of(state, id).await
     } else {
         Err(ApiError::NotFound)

@@ -154,7 +154,7 @@ fn instance_page(
         div.actions {
             @if instance.started { (action("stop", "Stop")) } @else if instance.enabled { (action("start", "Start")) }
             @if instance.enabled { (action("disable", "Disable")) } @else { (action("enable", "Enable")) }
-            @if instance.database && state.config.api_features.instance_database {
+            @if instance.database {
                 a.button href={ (base) "/database" } { "Database" }
             }
             @if webapp {

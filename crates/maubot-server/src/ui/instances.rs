@@ -210,7 +210,7 @@ pub async fn put(
     let id = id.to_owned();
     detached(async move { host.plugins.put_instance(&id, request).await })
         .await?
-        .map(|(_, facts)| InstanceView::new(facts, state.config.api_features.instance_database))
+        .map(|(_, facts)| InstanceView::new(facts, views::database_routes(state)))
         .map_err(ApiError::from)
 }
 
